@@ -1,0 +1,255 @@
+"""The ``ntga`` command line: poison, demo, evaluate, separability.
+
+JAX, TensorFlow and the attack/victim packages are imported only inside the
+command that needs them, so ``ntga --help`` answers at once. Every user error
+(``ntga.errors.NTGAError``) is printed as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import sys
+import typing
+from typing import Any, Sequence
+
+from ntga.errors import ConfigError, NTGAError
+
+
+# --------------------------------------------------------------------------
+# --set key=value parsing against a frozen dataclass config.
+
+
+def _parse_value(text: str, annotation: Any, key: str) -> Any:
+  """Parses ``text`` as the type named by a dataclass field annotation."""
+  options = typing.get_args(annotation) or (annotation,)
+  if type(None) in options and text.lower() in ("none", "null"):
+    return None
+  for kind in options:
+    if kind is type(None):
+      continue
+    try:
+      if kind is bool:
+        low = text.lower()
+        if low in ("1", "true", "yes", "on"):
+          return True
+        if low in ("0", "false", "no", "off"):
+          return False
+        raise ValueError(text)
+      if kind is int:
+        return int(text)
+      if kind is float:
+        value = float(text)
+        if math.isnan(value):
+          raise ValueError(text)
+        return value
+      if kind is str:
+        return text
+    except ValueError:
+      continue
+  names = " or ".join(getattr(k, "__name__", str(k)) for k in options)
+  raise ConfigError(f"--set {key}={text}: expected {names}")
+
+
+def parse_settings(config_cls: type, pairs: Sequence[str]) -> dict[str, Any]:
+  """Turns ``["key=value", ...]`` into typed keyword arguments.
+
+  Args:
+    config_cls: a dataclass whose fields name the allowed keys.
+    pairs: ``key=value`` strings.
+
+  Returns:
+    A dict of field name -> parsed value.
+
+  Raises:
+    ConfigError: a malformed pair, an unknown key, or a value of the wrong type.
+  """
+  hints = typing.get_type_hints(config_cls)
+  fields = {f.name for f in dataclasses.fields(config_cls)}
+  out = {}
+  for pair in pairs:
+    key, sep, value = pair.partition("=")
+    key = key.strip()
+    if not sep or not key:
+      raise ConfigError(f"--set expects key=value, got {pair!r}")
+    if key not in fields:
+      raise ConfigError(f"unknown setting {key!r} for {config_cls.__name__}; "
+                        f"known: {', '.join(sorted(fields))}")
+    out[key] = _parse_value(value.strip(), hints[key], key)
+  return out
+
+
+# --------------------------------------------------------------------------
+# ntga poison
+
+
+def _add_poison(sub) -> None:
+  p = sub.add_parser("poison", help="make a dataset unlearnable",
+                     description="Poison a training split and write OUT/train.npz "
+                     "and OUT/manifest.json.")
+  p.add_argument("--attack", default="ntga",
+                 help="ntga (default), cuda, ops, em, rem or random")
+  p.add_argument("--data", required=True,
+                 help="data spec: digits, tfds:NAME, an IDX or CIFAR folder, "
+                 "an image folder or archive, or an .npz")
+  p.add_argument("--out", required=True, help="output folder (must be empty)")
+  p.add_argument("--split", default="train", help="split to poison (train)")
+  p.add_argument("--data-dir", default=None, help="tensorflow-datasets data dir")
+  p.add_argument("--limit", type=int, default=None,
+                 help="use the first N examples of a fixed class-stratified order")
+  p.add_argument("--eps", type=float, default=None,
+                 help="perturbation bound in [0,1] pixel units "
+                 "(default: the method's paper value for the data)")
+  p.add_argument("--seed", type=int, default=0, help="PRNG seed (0)")
+  p.add_argument("--set", dest="settings", action="append", default=[],
+                 metavar="KEY=VALUE", help="an attack setting, e.g. "
+                 "surrogate=cnn, t=64, steps=10, block_size=512 (repeatable)")
+  p.add_argument("--ratio", type=float, default=None,
+                 help="poison only this seeded random fraction of the split")
+  p.add_argument("--png", action="store_true",
+                 help="also write OUT/train/<class>/<index>.png")
+  p.add_argument("--overwrite", action="store_true",
+                 help="allow a non-empty OUT")
+  p.set_defaults(func=run_poison)
+
+
+def build_config(attack, settings: Sequence[str], eps: float | None):
+  """The attack's config from ``--set`` pairs and ``--eps`` (validated)."""
+  kwargs = parse_settings(attack.config_cls, settings)
+  if eps is not None:
+    names = {f.name for f in dataclasses.fields(attack.config_cls)}
+    if "eps" not in names:
+      raise ConfigError(f"attack {attack.name!r} has no eps bound; drop --eps")
+    kwargs["eps"] = eps
+  return attack.config_cls(**kwargs)
+
+
+def run_poison(args: argparse.Namespace) -> int:
+  """Implements ``ntga poison``."""
+  import attacks  # pylint: disable=g-import-not-at-top
+  from ntga import data, io  # pylint: disable=g-import-not-at-top
+
+  attack = attacks.get(args.attack)
+  config = build_config(attack, args.settings, args.eps)
+  if args.ratio is not None and not 0.0 <= args.ratio <= 1.0:
+    raise ConfigError(f"--ratio must be in [0, 1], got {args.ratio}")
+  out = io.prepare_output(args.out, overwrite=args.overwrite,
+                          inputs=[args.data])
+  ds = data.load(args.data, args.split, limit=args.limit,
+                 data_dir=args.data_dir)
+  manifest, x_out = poison_dataset(attack, config, ds, seed=args.seed,
+                                   ratio=args.ratio, out=out)
+  manifest["input"] = {"spec": args.data, "split": args.split,
+                       "limit": args.limit, "data_dir": args.data_dir}
+  io.write_run(out, x_out, ds.y, ds.index, ds.class_names, manifest,
+               png=args.png)
+  _remove_checkpoints(out)
+  print(f"wrote {out}/train.npz: {len(x_out)} images, attack {attack.name}, "
+        f"max |delta| {manifest['max_abs_delta_levels']}/255")
+  return 0
+
+
+def poison_dataset(attack, config, ds, *, seed: int, ratio: float | None,
+                   out=None) -> tuple[dict[str, Any], Any]:
+  """Runs an attack on a Dataset; returns (manifest fields, poisoned x)."""
+  import jax  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import attacks  # pylint: disable=g-import-not-at-top
+  from ntga import io  # pylint: disable=g-import-not-at-top
+
+  key = jax.random.key(seed)
+  extra = {}
+  if attack.resumable:
+    extra = {"progress": True, "num_classes": ds.num_classes,
+             "checkpoint_dir": None if out is None else out / io.CHECKPOINT_DIR}
+  x_p = attack.poison(key, ds.x, ds.y, config, **extra)
+  resolved = config
+  if attack.name == "ntga":
+    from ntga.attack import resolve  # pylint: disable=g-import-not-at-top
+    resolved = resolve(config, ds.x.shape[1:])
+  manifest: dict[str, Any] = {"attack": attack.name,
+                              "config": dataclasses.asdict(resolved)}
+  if ratio is not None:
+    x_p, mask = attacks.apply_ratio(jax.random.fold_in(key, 0x5a7), ds.x, x_p,
+                                    ratio)
+    manifest["ratio"] = ratio
+    manifest["n_poisoned"] = int(np.sum(mask))
+  if attack.secret_key:
+    manifest["seed_fingerprint"] = attacks.key_fingerprint(key)
+  else:
+    manifest["seed"] = seed
+  stats = attacks.perturbation_stats(ds.x, x_p)
+  manifest.update(stats)
+  manifest["versions"] = io.library_versions()
+  return manifest, np.asarray(x_p, np.uint8)
+
+
+def _remove_checkpoints(out) -> None:
+  import shutil  # pylint: disable=g-import-not-at-top
+  from ntga import io  # pylint: disable=g-import-not-at-top
+  shutil.rmtree(out / io.CHECKPOINT_DIR, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------
+# ntga demo
+
+
+def _add_demo(sub) -> None:
+  p = sub.add_parser("demo", help="poison the embedded digits set and show "
+                     "that a victim fails to learn from it")
+  p.add_argument("--out", default="ntga-demo",
+                 help="output folder (default ./ntga-demo)")
+  p.add_argument("--seed", type=int, default=0)
+  p.add_argument("--overwrite", action="store_true")
+  p.set_defaults(func=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+  from ntga import demo  # pylint: disable=g-import-not-at-top
+  return demo.main(out=args.out, seed=args.seed, overwrite=args.overwrite)
+
+
+# --------------------------------------------------------------------------
+# ntga evaluate / separability (implemented in victims.cli)
+
+
+def _add_victims(sub) -> None:
+  from victims import cli as vcli  # pylint: disable=g-import-not-at-top
+  p = sub.add_parser("evaluate", help="train a victim on (poisoned) data and "
+                     "report its clean test accuracy")
+  vcli.add_evaluate_arguments(p)
+  p.set_defaults(func=vcli.run_evaluate)
+  p = sub.add_parser("separability", help="how linearly separable the "
+                     "perturbations and the poisoned data are")
+  vcli.add_separability_arguments(p)
+  p.set_defaults(func=vcli.run_separability)
+
+
+def build_parser() -> argparse.ArgumentParser:
+  parser = argparse.ArgumentParser(
+      prog="ntga", description="Make image datasets unlearnable (NTGA and "
+      "other poisoners), and measure it.")
+  sub = parser.add_subparsers(dest="command", required=True)
+  _add_poison(sub)
+  _add_demo(sub)
+  _add_victims(sub)
+  return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Entry point of the ``ntga`` console script."""
+  parser = build_parser()
+  args = parser.parse_args(argv)
+  try:
+    return args.func(args)
+  except NTGAError as e:
+    print(f"ntga: error: {e}", file=sys.stderr)
+    return 2
+  except KeyboardInterrupt:
+    print("ntga: interrupted", file=sys.stderr)
+    return 130
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,79 @@
+"""Infinite-width surrogate networks whose NTK drives NTGA.
+
+Both surrogates follow Yuan & Wu, "Neural Tangent Generalization Attacks",
+ICML 2021 (Sec. 5 and the authors' reference code), with weight and bias
+variances W_std^2 = 1.76 and b_std^2 = 0.18:
+
+* ``fnn``: 5 x [Dense(512) -> Erf] with no separate readout layer. Inputs are
+  flattened images.
+* ``cnn``: 2 x [Conv(64, 5x5, stride 2, SAME) -> ReLU] -> Flatten -> Dense(384)
+  -> Dense(192) -> Dense(num_classes). Flatten needs per-pixel
+  ("diagonal-spatial") kernels, so intermediate tensors hold n1 x n2 x H x W
+  entries.
+
+Widths only matter for finite networks; the kernels are their infinite-width
+limits. Example:
+
+  >>> kernel_fn = get("fnn", num_classes=10)
+  >>> k = kernel_fn(x1, x2)  # (n1, n2) NTK
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import jax
+
+from ntga._compat import stax
+
+W_STD = math.sqrt(1.76)
+B_STD = math.sqrt(0.18)
+
+KernelFn = Callable[[jax.Array, jax.Array], jax.Array]
+NAMES = ("fnn", "cnn")
+
+
+def fnn_layers(width: int = 512, depth: int = 5):
+  """The paper's fully connected surrogate as an NT ``stax`` triple."""
+  block = [stax.Dense(width, W_std=W_STD, b_std=B_STD), stax.Erf()]
+  return stax.serial(*(block * depth))
+
+
+def cnn_layers(num_classes: int, channels: int = 64):
+  """The paper's convolutional surrogate as an NT ``stax`` triple."""
+  conv = [stax.Conv(channels, (5, 5), (2, 2), padding="SAME",
+                    W_std=W_STD, b_std=B_STD), stax.Relu()]
+  return stax.serial(
+      *(conv * 2), stax.Flatten(),
+      stax.Dense(384, W_std=W_STD, b_std=B_STD),
+      stax.Dense(192, W_std=W_STD, b_std=B_STD),
+      stax.Dense(num_classes, W_std=W_STD, b_std=B_STD))
+
+
+def get(name: str, num_classes: int) -> KernelFn:
+  """Returns the NTK function ``k(x1, x2) -> (n1, n2)`` of a surrogate.
+
+  Args:
+    name: ``"fnn"`` or ``"cnn"``.
+    num_classes: number of output classes (only the CNN's readout uses it).
+
+  Returns:
+    A function of two float32 NHWC image batches in [0, 1] returning their
+    NTK matrix. ``fnn`` flattens the images itself.
+  """
+  if name == "fnn":
+    _, _, nt_kernel = fnn_layers()
+
+    def kernel_fn(x1, x2):
+      return nt_kernel(x1.reshape(x1.shape[0], -1),
+                       x2.reshape(x2.shape[0], -1), "ntk")
+  elif name == "cnn":
+    _, _, nt_kernel = cnn_layers(num_classes)
+
+    def kernel_fn(x1, x2):
+      return nt_kernel(x1, x2, "ntk")
+  else:
+    from ntga.errors import ConfigError  # pylint: disable=g-import-not-at-top
+    raise ConfigError(f"unknown surrogate {name!r}; choose one of {NAMES}")
+  return kernel_fn
