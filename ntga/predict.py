@@ -38,6 +38,8 @@ import jax.numpy as jnp
 # instead of the divided difference: in float32 the difference quotient loses
 # about eps_32 * |lambda| / gap of its accuracy.
 _CLOSE_RTOL = 1e-3
+# ... and so do pairs closer than this many float eps of the largest eigenvalue.
+_CLOSE_ATOL_EPS = 64.0
 
 
 def _phi(lam: jax.Array, s: jax.Array, inverse: bool) -> jax.Array:
@@ -61,13 +63,19 @@ def _dphi(lam: jax.Array, s: jax.Array, inverse: bool) -> jax.Array:
   return jnp.where(small, -0.5 * s**2 + s**3 * lam / 3.0, big)
 
 
+def _shift(lam: jax.Array, reg: jax.Array) -> jax.Array:
+  """Eigenvalues of K + reg I, floored at reg / 2 against round-off."""
+  return jnp.maximum(lam + reg, 0.5 * reg)
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
 def phi_matrix(k: jax.Array, s: jax.Array, reg: jax.Array,
                inverse: bool = False) -> jax.Array:
   """Returns phi(K + reg I) for symmetric PSD ``k``, phi(l) = (1-e^{-s l})/l.
 
-  Eigenvalues of ``k`` below zero (round-off) are clamped to zero before the
-  regulariser is added, so every eigenvalue used is at least ``reg``.
+  The regulariser is added to the eigenvalues of ``k``; eigenvalues that
+  round-off pushed so far below zero that the sum drops under ``reg / 2`` are
+  floored there (with zero slope), so phi never sees a non-positive value.
 
   Args:
     k: (n, n) symmetric positive semi-definite matrix.
@@ -86,26 +94,30 @@ def phi_matrix(k: jax.Array, s: jax.Array, reg: jax.Array,
 
 def _phi_fwd(k, s, reg, inverse):
   lam, u = jnp.linalg.eigh(k)
-  lam_used = jnp.maximum(lam, 0.0) + reg
-  out = (u * _phi(lam_used, s, inverse)) @ u.T
+  lam_used = _shift(lam, reg)
+  out = (u * _phi(lam_used, s, inverse)[None, :]) @ u.T
   return out, (lam, u, s, reg)
 
 
 def _phi_bwd(inverse, res, g):
   lam, u, s, reg = res
-  lam_used = jnp.maximum(lam, 0.0) + reg
+  lam_used = _shift(lam, reg)
   f = _phi(lam_used, s, inverse)
   deriv = _dphi(lam_used, s, inverse)
   # Divided differences f[l_i, l_j], with the derivative on (near-)ties.
   li, lj = lam_used[:, None], lam_used[None, :]
   gap = li - lj
-  close = jnp.abs(gap) <= _CLOSE_RTOL * jnp.maximum(jnp.abs(li), jnp.abs(lj))
+  # Gaps below float precision of eigh (~eps * max|lambda|) carry no
+  # information: treat them as ties too.
+  atol = _CLOSE_ATOL_EPS * jnp.finfo(lam.dtype).eps * jnp.max(jnp.abs(lam_used))
+  close = jnp.abs(gap) <= jnp.maximum(
+      _CLOSE_RTOL * jnp.maximum(jnp.abs(li), jnp.abs(lj)), atol)
   dmid = _dphi(0.5 * (li + lj), s, inverse)
   quotient = (f[:, None] - f[None, :]) / jnp.where(close, 1.0, gap)
   divdiff = jnp.where(close, dmid, quotient)
   divdiff = divdiff.at[jnp.diag_indices_from(divdiff)].set(deriv)
-  # The clamp max(lambda, 0) has zero slope below zero.
-  active = (lam > 0).astype(divdiff.dtype)
+  # The floor has zero slope.
+  active = (lam + reg > 0.5 * reg).astype(divdiff.dtype)
   divdiff = divdiff * jnp.maximum(active[:, None], active[None, :])
   g_rot = u.T @ (0.5 * (g + g.T)) @ u
   dk = u @ (divdiff * g_rot) @ u.T

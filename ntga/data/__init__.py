@@ -1,0 +1,17 @@
+"""Dataset loading: ``load(spec, split)`` -> :class:`Dataset` (uint8 NHWC, int64 labels).
+
+Importing this package is cheap: scikit-learn, Pillow and TensorFlow are only
+imported by the loaders that need them, and JAX never.
+
+Example:
+  >>> from ntga import data
+  >>> ds = data.load("digits", "test", limit=50, seed=1)
+  >>> ds.x.shape, ds.num_classes
+  ((50, 8, 8, 1), 10)
+"""
+
+from ntga.data._limit import stratified_order
+from ntga.data._load import load
+from ntga.data._types import Dataset
+
+__all__ = ["Dataset", "load", "stratified_order"]

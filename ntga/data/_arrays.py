@@ -1,0 +1,105 @@
+"""Checks that turn loose arrays into a valid :class:`Dataset` (uint8, int64)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ntga.data._types import Dataset
+from ntga.errors import DataError
+
+
+def as_images(x: np.ndarray, where: str) -> np.ndarray:
+  """Validates pixel data and returns it as uint8 NHWC.
+
+  (N, H, W) gains a trailing channel axis. Integer, boolean and float arrays
+  are accepted when every value is a whole number in 0..255, so the cast to
+  uint8 loses nothing; anything else is rejected.
+
+  Args:
+    x: the pixel array.
+    where: file or spec named in error messages.
+
+  Returns:
+    uint8 array of shape (N, H, W, C).
+  """
+  x = np.asarray(x)
+  if x.ndim == 3:
+    x = x[..., None]
+  if x.ndim != 4:
+    raise DataError(f"{where}: x must have shape (N, H, W, C) or (N, H, W), got {x.shape}")
+  if x.dtype == np.uint8:
+    return x
+  if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating) or x.dtype == bool):
+    raise DataError(f"{where}: x has dtype {x.dtype}; expected uint8 pixels 0..255")
+  if x.size:
+    if np.issubdtype(x.dtype, np.floating):
+      if not np.all(np.isfinite(x)) or np.any(x != np.round(x)):
+        raise DataError(f"{where}: x is {x.dtype} with non-integer values; expected uint8 pixels 0..255")
+    lo, hi = x.min(), x.max()
+    if lo < 0 or hi > 255:
+      raise DataError(f"{where}: x has values in [{lo}, {hi}], outside the uint8 range 0..255")
+  return x.astype(np.uint8)
+
+
+def as_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
+  """Validates labels: 1-D, integer dtype, non-negative, ``n`` of them.
+
+  Args:
+    y: the label array.
+    n: the number of images they must match.
+    where: file or spec named in error messages.
+
+  Returns:
+    int64 array of shape (n,).
+  """
+  y = np.asarray(y)
+  if y.ndim != 1:
+    raise DataError(f"{where}: y must be 1-D, got shape {y.shape}")
+  if not np.issubdtype(y.dtype, np.integer):
+    raise DataError(f"{where}: y must hold integer class indices, got dtype {y.dtype}")
+  if len(y) != n:
+    raise DataError(f"{where}: {len(y)} labels for {n} images")
+  if len(y) and y.min() < 0:
+    raise DataError(f"{where}: y has a negative label {y.min()}")
+  return y.astype(np.int64)
+
+
+def default_class_names(y: np.ndarray) -> tuple[str, ...]:
+  """``("0", "1", ..., str(max(y)))``; empty when there are no labels."""
+  return tuple(str(i) for i in range(int(y.max()) + 1 if len(y) else 0))
+
+
+def make_dataset(x: np.ndarray,
+                 y: np.ndarray,
+                 class_names: Sequence[str] | None,
+                 where: str,
+                 index: np.ndarray | None = None) -> Dataset:
+  """Builds a validated :class:`Dataset`.
+
+  Args:
+    x: pixels (see :func:`as_images`).
+    y: labels (see :func:`as_labels`).
+    class_names: one name per class, or None for ``str(i)`` names.
+    where: file or spec named in error messages.
+    index: optional source positions (1-D integers, one per image).
+
+  Returns:
+    The dataset.
+  """
+  x = as_images(x, where)
+  y = as_labels(y, len(x), where)
+  if len(x) == 0:
+    raise DataError(f"{where}: the split holds no examples")
+  if class_names is None:
+    class_names = default_class_names(y)
+  class_names = tuple(str(c) for c in class_names)
+  if len(y) and int(y.max()) >= len(class_names):
+    raise DataError(f"{where}: label {int(y.max())} but only {len(class_names)} class names")
+  if index is not None:
+    index = np.asarray(index)
+    if index.shape != (len(x),) or not np.issubdtype(index.dtype, np.integer):
+      raise DataError(f"{where}: index must be {len(x)} integers, got {index.dtype} {index.shape}")
+    index = index.astype(np.int64)
+  return Dataset(x=x, y=y, class_names=class_names, index=index)

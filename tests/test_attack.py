@@ -1,0 +1,151 @@
+"""NTGA: bounds, block layout, held-out target set, effect, resume, sharding."""
+
+import dataclasses
+
+import jax
+import numpy as np
+import pytest
+
+from ntga import attack, data, predict, surrogates
+from ntga.errors import ConfigError, OutputError
+
+SMALL = attack.NTGAConfig(block_size=64, target_size=120, target_chunk=40,
+                          steps=4)
+
+
+@pytest.fixture(scope="module")
+def digits():
+  return data.load("digits", "train", limit=200), data.load("digits", "test")
+
+
+@pytest.fixture(scope="module")
+def poisoned(digits):
+  train, _ = digits
+  return attack.poison(jax.random.key(0), train.x, train.y, SMALL,
+                       num_classes=10)
+
+
+def _gp_accuracy(x_train, y_train, test):
+  kfn = surrogates.get("fnn", 10)
+  a = x_train.astype(np.float32) / 255
+  b = test.x.astype(np.float32) / 255
+  alpha = predict.gp_weights(kfn(a, a), jax.nn.one_hot(y_train, 10), 64.0)
+  return float(np.mean(np.argmax(kfn(b, a) @ alpha, -1) == test.y))
+
+
+def test_output_is_bounded_uint8_in_input_order(digits, poisoned):
+  train, _ = digits
+  assert poisoned.dtype == np.uint8 and poisoned.shape == train.x.shape
+  delta = np.abs(poisoned.astype(int) - train.x.astype(int))
+  assert delta.max() <= int(0.3 * 255)  # digits is greyscale: eps 0.3
+  # Every example is poisoned (no dropped remainder block).
+  assert (delta.reshape(len(delta), -1).max(1) > 0).all()
+
+
+def test_attack_defeats_the_gp_on_clean_test_data(digits, poisoned):
+  train, test = digits
+  clean = _gp_accuracy(train.x, train.y, test)
+  after = _gp_accuracy(poisoned, train.y, test)
+  assert clean > 0.8
+  assert after < clean - 0.4, (clean, after)
+
+
+def test_same_key_same_output_other_key_differs(digits, poisoned):
+  train, _ = digits
+  again = attack.poison(jax.random.key(0), train.x, train.y, SMALL,
+                        num_classes=10)
+  np.testing.assert_array_equal(again, poisoned)
+  other = attack.poison(jax.random.key(1), train.x, train.y, SMALL,
+                        num_classes=10)
+  assert (other != poisoned).any()
+
+
+def test_blocks_cover_everything_once_and_are_stratified(key):
+  y = np.repeat(np.arange(4), [50, 40, 30, 13])
+  blocks = attack.make_blocks(key, y, 32)
+  assert len(blocks) == 5  # ceil(133 / 32)
+  allidx = np.concatenate(blocks)
+  np.testing.assert_array_equal(np.sort(allidx), np.arange(len(y)))
+  sizes = [len(b) for b in blocks]
+  assert max(sizes) - min(sizes) <= 1 and max(sizes) <= 32
+  for b in blocks:
+    counts = np.bincount(y[b], minlength=4)
+    np.testing.assert_array_less(np.abs(counts - np.bincount(y) / 5), 1.01)
+
+
+def test_target_set_is_training_data_and_excludes_the_block(key):
+  y = np.arange(100) % 5
+  target = attack.make_target(key, y, 30)
+  assert len(target) == 30 and len(set(target)) == 30
+  np.testing.assert_array_equal(np.bincount(y[target]), [6] * 5)
+
+
+def test_l2_threat_model_and_random_start(digits, key):
+  train, _ = digits
+  x, y = train.x[:80], train.y[:80]
+  cfg = dataclasses.replace(SMALL, norm="l2", eps=1.0, random_start=True,
+                            loss="mse", steps=2)
+  out = attack.poison(key, x, y, cfg, num_classes=10)
+  norms = np.linalg.norm((out.astype(float) - x).reshape(80, -1) / 255, axis=1)
+  assert norms.max() <= 1.0 + 1e-9 and norms.max() > 0.3
+
+
+def test_quantize_respects_linf_after_rounding():
+  rng = np.random.default_rng(0)
+  clean = rng.integers(0, 256, (50, 4, 4, 3), dtype=np.uint8)
+  adv = np.clip(clean / 255 + rng.uniform(-0.04, 0.04, clean.shape), 0, 1)
+  out = attack.quantize(clean, adv, 8 / 255, "linf")
+  assert np.abs(out.astype(int) - clean).max() <= 8
+
+
+def test_bad_config_is_rejected():
+  with pytest.raises(ConfigError, match="eps"):
+    attack.NTGAConfig(eps=1.5)
+  with pytest.raises(ConfigError, match="surrogate"):
+    attack.NTGAConfig(surrogate="rbf")
+  with pytest.raises(ConfigError, match="l2"):
+    attack.resolve(attack.NTGAConfig(norm="l2"), (8, 8, 1))
+
+
+def test_paper_defaults_per_dataset():
+  grey = attack.resolve(attack.NTGAConfig(), (28, 28, 1))
+  assert (grey.eps, grey.t, grey.step_size) == (0.3, 64.0, 0.075)
+  colour = attack.resolve(attack.NTGAConfig(surrogate="cnn"), (32, 32, 3))
+  assert colour.eps == pytest.approx(8 / 255) and colour.t == 8.0
+  assert attack.resolve(attack.NTGAConfig(), (32, 32, 3)).t == 4096.0
+
+
+def test_resume_skips_finished_blocks(digits, poisoned, tmp_path):
+  train, _ = digits
+  ckpt = tmp_path / "ckpt"
+  first = attack.poison(jax.random.key(0), train.x, train.y, SMALL,
+                        num_classes=10, checkpoint_dir=ckpt)
+  np.testing.assert_array_equal(first, poisoned)
+  files = sorted(ckpt.glob("block_*.npy"))
+  assert len(files) == 4  # ceil(200 / 64)
+  # Mark one saved block: a resumed run must take it from disk, not recompute.
+  rows = np.load(files[0])
+  rows[0, 0, 0, 0] ^= 1
+  np.save(files[0], rows)
+  files[1].unlink()  # and one block as if the run was killed before it
+  again = attack.poison(jax.random.key(0), train.x, train.y, SMALL,
+                        num_classes=10, checkpoint_dir=ckpt)
+  blocks = attack.make_blocks(
+      jax.random.fold_in(jax.random.key(0), attack._STREAM_BLOCKS), train.y, 64)
+  np.testing.assert_array_equal(again[blocks[0]], rows)
+  np.testing.assert_array_equal(again[blocks[1]], poisoned[blocks[1]])
+  with pytest.raises(OutputError, match="different run"):
+    attack.poison(jax.random.key(1), train.x, train.y, SMALL, num_classes=10,
+                  checkpoint_dir=ckpt)
+
+
+def test_sharded_equals_unsharded(digits):
+  assert jax.device_count() == 4, "conftest simulates 4 CPU devices"
+  train, _ = digits
+  x, y = train.x[:120], train.y[:120]
+  cfg = dataclasses.replace(SMALL, block_size=30, steps=2)
+  mesh1 = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1],
+                        axis_types=(jax.sharding.AxisType.Auto,))
+  one = attack.poison(jax.random.key(3), x, y, cfg, num_classes=10, mesh=mesh1)
+  four = attack.poison(jax.random.key(3), x, y, cfg, num_classes=10)
+  np.testing.assert_array_equal(one, four)
