@@ -176,11 +176,12 @@ def make_blocks(key: jax.Array, y: np.ndarray, block_size: int
     block_size: the largest block size.
 
   Returns:
-    ``ceil(N / block_size)`` sorted index arrays covering every example once;
-    sizes differ by at most one.
+    ``max(2, ceil(N / block_size))`` sorted index arrays covering every
+    example once; sizes differ by at most one. There are at least two blocks
+    (for N >= 2) so that every block has held-out training data to target.
   """
   order = stratified_order(key, y)
-  n_blocks = max(1, math.ceil(len(y) / block_size))
+  n_blocks = min(len(y), max(2, math.ceil(len(y) / block_size)))
   return [np.sort(order[b::n_blocks]) for b in range(n_blocks)]
 
 

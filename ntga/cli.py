@@ -214,32 +214,50 @@ def run_demo(args: argparse.Namespace) -> int:
 # ntga evaluate / separability (implemented in victims.cli)
 
 
-def _add_victims(sub) -> None:
+_VICTIM_COMMANDS = {
+    "evaluate": "train a victim on (poisoned) data and report its clean test "
+                "accuracy",
+    "separability": "how linearly separable the perturbations and the "
+                    "poisoned data are",
+}
+
+
+def _add_victims(sub, full: bool) -> None:
+  """Adds evaluate/separability; their flags only when one of them runs.
+
+  ``victims`` imports JAX and Flax, so the flag definitions are loaded only
+  for those commands and ``ntga --help`` stays instant.
+  """
+  if not full:
+    for name, text in _VICTIM_COMMANDS.items():
+      sub.add_parser(name, help=text)
+    return
   from victims import cli as vcli  # pylint: disable=g-import-not-at-top
-  p = sub.add_parser("evaluate", help="train a victim on (poisoned) data and "
-                     "report its clean test accuracy")
+  p = sub.add_parser("evaluate", help=_VICTIM_COMMANDS["evaluate"])
   vcli.add_evaluate_arguments(p)
   p.set_defaults(func=vcli.run_evaluate)
-  p = sub.add_parser("separability", help="how linearly separable the "
-                     "perturbations and the poisoned data are")
+  p = sub.add_parser("separability", help=_VICTIM_COMMANDS["separability"])
   vcli.add_separability_arguments(p)
   p.set_defaults(func=vcli.run_separability)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
+  """The ``ntga`` argument parser (victim flags loaded if argv needs them)."""
   parser = argparse.ArgumentParser(
       prog="ntga", description="Make image datasets unlearnable (NTGA and "
       "other poisoners), and measure it.")
   sub = parser.add_subparsers(dest="command", required=True)
   _add_poison(sub)
   _add_demo(sub)
-  _add_victims(sub)
+  command = next((a for a in argv if not a.startswith("-")), None)
+  _add_victims(sub, full=command in _VICTIM_COMMANDS)
   return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the ``ntga`` console script."""
-  parser = build_parser()
+  argv = list(sys.argv[1:] if argv is None else argv)
+  parser = build_parser(argv)
   args = parser.parse_args(argv)
   try:
     return args.func(args)

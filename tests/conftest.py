@@ -34,3 +34,19 @@ def getkey():
     return jax.random.fold_in(state["key"], state["n"])
 
   return _getkey
+
+
+def _shared_data() -> "os.PathLike":
+  """The read-only offline data folder: ../shared/data beside the checkout.
+
+  ``NTGA_SHARED_DATA`` overrides it. Tests that need it fail (never skip) when
+  it is missing, since CI always has it.
+  """
+  from pathlib import Path  # pylint: disable=g-import-not-at-top
+  env = os.environ.get("NTGA_SHARED_DATA")
+  return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+SHARED_DATA = _shared_data()
+MNIST_DIR = str(SHARED_DATA / "mnist")
+CIFAR10_JPEG = str(SHARED_DATA / "cifar10_jpeg" / "cifar10-jpeg-q75.tar.gz")

@@ -16,7 +16,7 @@ from ntga import data
 from ntga.data import _digits
 from ntga.errors import DataError
 
-MNIST_DIR = "/work/shared/data/mnist"
+from conftest import MNIST_DIR  # ../shared/data/mnist beside the checkout
 MNIST_TRAIN_COUNTS = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
 MNIST_TEST_COUNTS = [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 

@@ -1,7 +1,7 @@
 """The real ``tfds:`` path, offline: tfds's download cache is seeded with MNIST.
 
 No mocking: tensorflow-datasets' own MNIST builder runs ``download_and_prepare``
-and finds the original MNIST files from /work/shared/data/mnist already in its
+and finds the original MNIST files from ../shared/data/mnist already in its
 download cache (under the names and with the ``.INFO`` files its download
 manager writes), so it builds the dataset without touching the network.
 """
@@ -17,7 +17,7 @@ import pytest
 from ntga import data
 from ntga.errors import DataError
 
-MNIST_DIR = "/work/shared/data/mnist"
+from conftest import MNIST_DIR  # ../shared/data/mnist beside the checkout
 
 pytestmark = pytest.mark.tfds
 

@@ -67,6 +67,8 @@ def load(spec: str,
     ((20, 8, 8, 1), 'uint8', True)
   """
   check_limit(limit)
+  if isinstance(spec, os.PathLike):
+    spec = os.fspath(spec)
   if not isinstance(spec, str) or not spec:
     raise DataError(f"dataset spec must be a non-empty string, got {spec!r}")
   if not isinstance(split, str) or not split:
