@@ -1,0 +1,100 @@
+"""Tests for victims.cli (the code behind `ntga evaluate` / `ntga separability`)."""
+
+import argparse
+import json
+
+import numpy as np
+import pytest
+
+from victims import cli
+
+
+def _npz(path, n, size, seed=0, k=3):
+  rng = np.random.default_rng(seed)
+  np.savez(path, x=rng.integers(0, 256, (n, size, size, 1)).astype(np.uint8),
+           y=np.arange(n) % k)
+  return str(path)
+
+
+def test_evaluate_digits_writes_metrics_and_curve(tmp_path, capsys):
+  out = tmp_path / "run"
+  argv = ["evaluate", "--train", "digits", "--test", "digits", "--victim", "fnn-relu",
+          "--epochs", "2", "--limit-train", "200", "--limit-test", "60", "--seed", "3",
+          "--out", str(out), "--no-progress"]
+  assert cli.main(argv) == 0
+  line = capsys.readouterr().out.strip().splitlines()[-1]
+  assert "final clean test accuracy" in line and "peak" in line
+  m = json.loads((out / "metrics.json").read_text())
+  assert 0.0 <= m["final_test_accuracy"] <= m["peak_test_accuracy"] <= 1.0
+  assert len(m["test_accuracy"]) == 2 and m["seed"] == 3
+  assert m["config"]["victim"] == "fnn-relu" and m["config"]["epochs"] == 2
+  assert m["n_train"] == 200 and m["n_test"] == 60
+  assert (out / "learning_curve.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  # the same --out again is refused before any training, nothing is lost
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert "metrics.json" in err and len(err.splitlines()) == 1
+  assert json.loads((out / "metrics.json").read_text()) == m
+
+
+def test_evaluate_mismatched_train_test_is_a_clear_error(tmp_path, capsys):
+  train = _npz(tmp_path / "a.npz", 12, 8)
+  test = _npz(tmp_path / "b.npz", 12, 10)
+  assert cli.main(["evaluate", "--train", train, "--test", test, "--victim", "fnn",
+                   "--epochs", "1", "--no-progress"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "must match" in err
+  test4 = tmp_path / "c.npz"
+  np.savez(test4, x=np.zeros((4, 8, 8, 1), np.uint8), y=np.arange(4))
+  assert cli.main(["evaluate", "--train", train, "--test", str(test4), "--victim",
+                   "fnn", "--epochs", "1", "--no-progress"]) == 2
+  assert "classes" in capsys.readouterr().err
+
+
+def test_hooks_into_another_parser():
+  parser = argparse.ArgumentParser(prog="ntga")
+  sub = parser.add_subparsers(dest="cmd")
+  cli.add_evaluate_arguments(sub.add_parser("evaluate"))
+  cli.add_separability_arguments(sub.add_parser("separability"))
+  args = parser.parse_args(["evaluate", "--train", "x", "--victim", "cnn",
+                            "--defense", "at-linf", "--at-eps", "8/255"])
+  assert args.at_eps == pytest.approx(8 / 255)
+  cfg = cli.config_from_args(args).resolved()
+  assert cfg.defense == "at-linf" and cfg.at_step_size == pytest.approx(2 / 255)
+  with pytest.raises(SystemExit):
+    parser.parse_args(["evaluate", "--train", "x", "--victim", "lenet"])
+  args = parser.parse_args(["separability", "--data", "p.npz", "--clean", "c.npz"])
+  assert (args.data, args.clean, args.split) == ("p.npz", "c.npz", "train")
+
+
+def test_separability_cli(tmp_path, capsys):
+  rng = np.random.default_rng(1)
+  n, k = 300, 3
+  clean = rng.integers(0, 256, (n, 6, 6, 1)).astype(np.uint8)
+  y = np.arange(n) % k
+  poisoned = np.clip(clean.astype(int) + rng.choice([-8, 8], (k, 6, 6, 1))[y],
+                     0, 255).astype(np.uint8)
+  np.savez(tmp_path / "clean.npz", x=clean, y=y)
+  np.savez(tmp_path / "poisoned.npz", x=poisoned, y=y)
+  assert cli.main(["separability", "--data", str(tmp_path / "poisoned.npz"),
+                   "--clean", str(tmp_path / "clean.npz"),
+                   "--out", str(tmp_path / "sep")]) == 0
+  line = capsys.readouterr().out.strip()
+  assert "perturbations" in line and "poisoned data" in line
+  res = json.loads((tmp_path / "sep" / "separability.json").read_text())
+  assert res["perturbation_accuracy"] >= 0.99 and res["n"] == n
+
+
+def test_building_the_parsers_does_not_import_jax():
+  import os
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  code = ("import argparse, sys, victims.cli as c; "
+          "c.add_evaluate_arguments(argparse.ArgumentParser()); "
+          "c.add_separability_arguments(argparse.ArgumentParser()); "
+          "print(any(m == 'jax' or m.startswith(('jax.', 'flax')) for m in sys.modules))")
+  env = dict(os.environ, PYTHONPATH=root)
+  out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       check=True, cwd=root, env=env)
+  assert out.stdout.strip() == "False"

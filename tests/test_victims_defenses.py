@@ -1,0 +1,186 @@
+"""Tests for victims.defenses, victims.adversarial and victims.separability."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from ntga.data._types import Dataset
+from ntga.errors import ConfigError, DataError
+from victims import adversarial, defenses, separability
+from victims import train as vt
+
+
+def _natural_images(n=6, size=32, seed=0):
+  """Smooth colour images (gradients + blobs): JPEG-friendly, not constant."""
+  rng = np.random.default_rng(seed)
+  yy, xx = np.mgrid[0:size, 0:size] / size
+  imgs = []
+  for _ in range(n):
+    a, b, c = rng.uniform(0.2, 1.0, 3)
+    img = np.stack([a * xx, b * yy, c * (1 - xx * yy)], -1)
+    img += rng.normal(0, 0.05, img.shape)
+    imgs.append(np.clip(img, 0, 1))
+  return np.round(np.stack(imgs) * 255).astype(np.uint8)
+
+
+# ------------------------------------------------------------------ PGD
+
+def _linear_loss(w, y):
+  def loss(z):
+    logits = z.reshape((z.shape[0], -1)) @ w
+    return jnp.mean(jax.nn.logsumexp(logits, -1) - logits[jnp.arange(len(y)), y])
+  return loss
+
+
+@pytest.mark.parametrize("norm,eps", [("linf", 8 / 255), ("l2", 0.5)])
+def test_pgd_stays_in_ball_and_raises_loss(getkey, norm, eps):
+  x = jax.random.uniform(getkey(), (8, 6, 6, 3))
+  y = jnp.arange(8) % 4
+  loss = _linear_loss(jax.random.normal(getkey(), (108, 4)), y)
+  x_adv = adversarial.pgd(getkey(), loss, x, norm=norm, eps=eps, steps=10)
+  d = np.asarray(x_adv - x).reshape((8, -1))
+  if norm == "linf":
+    assert np.abs(d).max() <= eps + 1e-6
+    assert np.abs(d).max() >= 0.9 * eps  # it used the budget
+  else:
+    assert np.linalg.norm(d, axis=1).max() <= eps + 1e-5
+  assert float(x_adv.min()) >= 0.0 and float(x_adv.max()) <= 1.0
+  assert float(loss(x_adv)) > float(loss(x)) + 0.05
+  with pytest.raises(ConfigError):
+    adversarial.pgd(getkey(), loss, x, norm="l1")
+
+
+def test_adversarial_training_smoke(key):
+  rng = np.random.default_rng(0)
+  data = Dataset(rng.integers(0, 256, (8, 8, 8, 1)).astype(np.uint8),
+                 np.arange(8) % 2, ("a", "b"))
+  cfg = vt.TrainConfig(victim="cnn", defense="at-linf", at_steps=2, epochs=1,
+                       batch_size=4, eval_batch_size=4)
+  m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
+  assert np.isfinite(m["train_loss"][0])
+  assert m["config"]["at_step_size"] == pytest.approx(2 / 255)
+
+
+# ------------------------------------------------------------------ squeezing
+
+def test_jpeg_changes_pixels_more_at_low_quality():
+  x = _natural_images()
+  q10, q90 = defenses.jpeg_compress(x, 10), defenses.jpeg_compress(x, 90)
+  assert q10.shape == x.shape and q10.dtype == np.uint8
+  err10 = np.abs(q10.astype(int) - x).mean()
+  err90 = np.abs(q90.astype(int) - x).mean()
+  assert err10 > 0.5 and err10 > err90
+  gray = defenses.jpeg_compress(x[..., :1], 10)
+  assert gray.shape == x[..., :1].shape and (gray != x[..., :1]).any()
+  with pytest.raises(ConfigError):
+    defenses.jpeg_compress(x, 0)
+
+
+def test_grayscale_makes_channels_equal():
+  x = _natural_images()
+  g = defenses.grayscale(x)
+  assert g.shape == x.shape and g.dtype == np.uint8
+  assert (g[..., 0] == g[..., 1]).all() and (g[..., 1] == g[..., 2]).all()
+  red = np.zeros((1, 1, 1, 3), np.uint8)
+  red[..., 0] = 255
+  assert int(defenses.grayscale(red)[0, 0, 0, 0]) == 76  # 0.299 * 255
+  one = x[..., :1]
+  np.testing.assert_array_equal(defenses.grayscale(one), one)
+
+
+@pytest.mark.parametrize("bits", [1, 2, 3])
+def test_bdr_leaves_2_to_the_bits_levels(bits):
+  ramp = np.arange(256, dtype=np.uint8).reshape((1, 16, 16, 1))
+  out = defenses.bit_depth_reduction(ramp, bits)
+  levels = np.unique(out)
+  assert len(levels) == 2 ** bits
+  np.testing.assert_array_equal(levels, np.round(np.linspace(0, 255, 2 ** bits)))
+  assert np.abs(out.astype(int) - ramp).max() <= 255 / (2 ** bits - 1) / 2 + 1
+
+
+# ------------------------------------------------------------------ batch augs
+
+def test_crop_flip_cutout(getkey):
+  x = jax.random.uniform(getkey(), (4, 8, 8, 3), minval=0.1, maxval=1.0)
+  c = defenses.random_crop(getkey(), x, 2)
+  assert c.shape == x.shape
+  f = defenses.random_flip(getkey(), x)
+  for i in range(4):
+    assert (np.allclose(f[i], x[i]) or np.allclose(f[i], x[i, :, ::-1]))
+  cut = np.asarray(defenses.cutout(getkey(), x, 4))
+  zeros = (cut == 0).all(-1).sum(axis=(1, 2))
+  assert (zeros >= 1).all() and (zeros <= 16).all()
+
+
+def test_mixup_and_cutmix_targets(getkey):
+  x = jax.random.uniform(getkey(), (6, 8, 8, 1))
+  t = jax.nn.one_hot(jnp.arange(6) % 3, 3)
+  xm, tm = defenses.mixup(getkey(), x, t)
+  np.testing.assert_allclose(tm.sum(-1), 1.0, rtol=1e-6)
+  assert xm.shape == x.shape
+  xc, tc = defenses.cutmix(getkey(), x, t, prob=1.0)
+  np.testing.assert_allclose(tc.sum(-1), 1.0, rtol=1e-6)
+  changed = float((np.asarray(xc) != np.asarray(x)).any(-1).mean())
+  # the label weight of the pasted images equals the pasted area (up to
+  # pixels that happen to be pasted from the image itself)
+  kept = np.asarray((tc * t).sum(-1)).min()
+  assert changed <= 1 - kept + 1e-6
+
+
+@pytest.mark.parametrize("defense", ["cutout", "mixup", "cutmix", "jpeg", "grayscale",
+                                     "bdr", "ortho"])
+def test_every_defense_trains(key, defense):
+  x = _natural_images(8, 8)
+  data = Dataset(x, np.arange(8) % 2, ("a", "b"))
+  cfg = vt.TrainConfig(victim="fnn-relu", defense=defense, epochs=1, batch_size=4,
+                       eval_batch_size=4, ortho_epochs=2)
+  m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
+  assert np.isfinite(m["train_loss"][0])
+
+
+# ------------------------------------------------------------------ ortho
+
+def _planted_linear(key, n=1200, k=4, size=8):
+  """Random noise images plus a class-wise pattern: only the pattern is learnable."""
+  rng = np.random.default_rng(0)
+  y = rng.integers(0, k, n)
+  patterns = rng.choice([-1.0, 1.0], (k, size * size)) * 0.08
+  noise = rng.uniform(0.3, 0.7, (n, size * size))
+  x = (noise + patterns[y]).reshape((n, size, size, 1)).astype(np.float32)
+  return x, y, patterns
+
+
+def test_orthogonal_projection_removes_planted_pattern(key):
+  x, y, patterns = _planted_linear(key)
+  from victims import _linear
+  _, before = _linear.fit_linear(jax.random.key(1), x, y, 4, bias=False)
+  assert before == 1.0  # a linear model separates the pattern perfectly
+  proj, q = defenses.orthogonal_projection(key, x, y, 4)
+  assert proj.shape == x.shape and q.shape == (64, 4)
+  np.testing.assert_allclose(q.T @ q, np.eye(4), atol=1e-5)
+  flat = proj.reshape((len(x), -1))
+  np.testing.assert_allclose(flat @ q, 0.0, atol=1e-4)  # nothing left along Q
+  _, after = _linear.fit_linear(jax.random.key(1), proj, y, 4, bias=True)
+  assert after < 0.6  # chance is 0.25; the pattern is gone
+  # the class means no longer differ along the planted directions
+  means = np.stack([flat[y == c].mean(0) for c in range(4)])
+  spread_before = np.ptp(np.stack([x.reshape((len(x), -1))[y == c].mean(0)
+                                   for c in range(4)]) @ patterns.T, axis=0)
+  spread_after = np.ptp(means @ patterns.T, axis=0)
+  assert (spread_after < 0.2 * spread_before).all()
+
+
+def test_separability_of_planted_perturbations(key):
+  rng = np.random.default_rng(0)
+  n, k = 800, 4
+  clean = rng.integers(0, 256, (n, 6, 6, 1)).astype(np.uint8)
+  y = rng.integers(0, k, n)
+  pattern = rng.choice([-8, 8], (k, 6, 6, 1))
+  poisoned = np.clip(clean.astype(int) + pattern[y], 0, 255).astype(np.uint8)
+  res = separability.linear_separability(key, poisoned, y, k, x_clean=clean)
+  assert res["perturbation_accuracy"] >= 0.99
+  assert res["clean_accuracy"] < 0.6
+  assert res["perturbation_linf"] == pytest.approx(8 / 255)
+  with pytest.raises(DataError):
+    separability.linear_separability(key, poisoned, y, k, x_clean=clean[:10])

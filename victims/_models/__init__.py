@@ -1,0 +1,1 @@
+"""Private model implementations; use :func:`victims.models.create`."""

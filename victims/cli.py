@@ -1,0 +1,231 @@
+"""Command-line front ends for ``ntga evaluate`` and ``ntga separability``.
+
+The ``ntga`` CLI hooks :func:`add_evaluate_arguments` / :func:`run_evaluate`
+and :func:`add_separability_arguments` / :func:`run_separability` into its
+sub-commands; ``python -m victims.cli {evaluate,separability} ...`` runs the
+same code stand-alone.
+
+Example:
+  python -m victims.cli evaluate --train digits --test digits --victim cnn \
+      --epochs 5 --out runs/cnn
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from fractions import Fraction
+
+from ntga.errors import ConfigError, NTGAError, OutputError
+
+
+def _number(text: str) -> float:
+  """Parses '0.03', '8/255' or '8e-3' into a float."""
+  try:
+    return float(Fraction(text))
+  except (ValueError, ZeroDivisionError):
+    raise argparse.ArgumentTypeError(f"not a number or fraction: {text!r}") from None
+
+
+def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
+  """Adds the ``evaluate`` flags to ``parser``."""
+  from victims import _names  # no JAX import: `ntga --help` stays fast
+  parser.add_argument("--train", required=True, metavar="SPEC",
+                      help="training data spec (any ntga data spec, a poisoning "
+                           "run's OUT directory or its train.npz)")
+  parser.add_argument("--test", metavar="SPEC",
+                      help="clean test data spec (its 'test' split); default: --train")
+  parser.add_argument("--victim", required=True, choices=_names.VICTIMS)
+  parser.add_argument("--defense", default="none", choices=_names.DEFENSES)
+  parser.add_argument("--epochs", type=int, help="default: the victim's recipe")
+  parser.add_argument("--batch-size", type=int, help="default: the victim's recipe")
+  parser.add_argument("--lr", type=float, help="peak learning rate; default: recipe")
+  parser.add_argument("--optimizer", choices=_names.OPTIMIZERS)
+  parser.add_argument("--schedule", choices=_names.SCHEDULES)
+  parser.add_argument("--weight-decay", type=float)
+  parser.add_argument("--augment", default="auto", choices=_names.AUGMENTS,
+                      help="standard augmentation (auto: crop+flip for colour images)")
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--limit-train", type=int, metavar="N",
+                      help="use N training images (class-balanced subset)")
+  parser.add_argument("--limit-test", type=int, metavar="N",
+                      help="use N test images")
+  parser.add_argument("--data-dir", help="tfds data directory")
+  parser.add_argument("--at-eps", type=_number,
+                      help="PGD radius in [0,1] units (default 8/255 L_inf, 0.5 L2)")
+  parser.add_argument("--at-steps", type=int, default=10)
+  parser.add_argument("--at-step-size", type=_number)
+  parser.add_argument("--jpeg-quality", type=int, default=10)
+  parser.add_argument("--bdr-bits", type=int, default=2)
+  parser.add_argument("--cutout-size", type=int)
+  parser.add_argument("--mixed-precision", action="store_true",
+                      help="bfloat16 compute (off by default)")
+  parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+  parser.add_argument("--out", metavar="DIR",
+                      help="write metrics.json and learning_curve.png here")
+
+
+def _check_out(out: str | None) -> None:
+  if out is None:
+    return
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise OutputError(f"--out {out}: exists and is not a directory")
+  if os.path.exists(os.path.join(out, "metrics.json")):
+    raise OutputError(f"--out {out}: already holds metrics.json; choose a new directory")
+
+
+def _write_json_atomic(path: str, obj) -> None:
+  d = os.path.dirname(path) or "."
+  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
+  with os.fdopen(fd, "w") as f:
+    json.dump(obj, f, indent=2)
+  os.replace(tmp, path)
+
+
+def plot_learning_curve(metrics: dict, path: str) -> None:
+  """Writes a PNG of per-epoch train/test accuracy and train loss."""
+  import matplotlib
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt
+  epochs = range(1, len(metrics["test_accuracy"]) + 1)
+  fig, ax = plt.subplots(figsize=(6, 4))
+  ax.plot(epochs, metrics["train_accuracy"], "o-", label="train accuracy")
+  ax.plot(epochs, metrics["test_accuracy"], "s-", label="clean test accuracy")
+  ax.set_xlabel("epoch")
+  ax.set_ylabel("accuracy")
+  ax.set_ylim(0, 1)
+  ax2 = ax.twinx()
+  ax2.plot(epochs, metrics["train_loss"], "--", color="gray", label="train loss")
+  ax2.set_ylabel("train loss")
+  cfg = metrics["config"]
+  ax.set_title(f"{cfg['victim']} / {cfg['defense']}")
+  lines = ax.get_legend_handles_labels()
+  lines2 = ax2.get_legend_handles_labels()
+  ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="lower right")
+  fig.tight_layout()
+  d = os.path.dirname(path) or "."
+  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".png")
+  os.close(fd)
+  fig.savefig(tmp, dpi=100, format="png")
+  plt.close(fig)
+  os.replace(tmp, path)
+
+
+def config_from_args(args: argparse.Namespace):
+  """Builds the :class:`victims.train.TrainConfig` the flags describe."""
+  from victims.train import TrainConfig
+  return TrainConfig(
+      victim=args.victim, defense=args.defense, epochs=args.epochs,
+      batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
+      schedule=args.schedule, weight_decay=args.weight_decay, augment=args.augment,
+      at_eps=args.at_eps, at_steps=args.at_steps, at_step_size=args.at_step_size,
+      jpeg_quality=args.jpeg_quality, bdr_bits=args.bdr_bits,
+      cutout_size=args.cutout_size, mixed_precision=args.mixed_precision)
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+  """Trains the victim on --train, reports clean --test accuracy; returns 0.
+
+  Raises:
+    NTGAError: bad data, config or output directory (the CLI prints it, exit 2).
+  """
+  cfg = config_from_args(args).resolved()  # fail fast on bad settings
+  _check_out(args.out)
+  for name in ("limit_train", "limit_test"):
+    if getattr(args, name) is not None and getattr(args, name) < 1:
+      raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+  import jax
+  from ntga import data
+  from victims.train import train_and_evaluate
+  train = data.load(args.train, "train", limit=args.limit_train,
+                    data_dir=args.data_dir, seed=args.seed)
+  test = data.load(args.test or args.train, "test", limit=args.limit_test,
+                   data_dir=args.data_dir, seed=args.seed)
+  metrics = train_and_evaluate(jax.random.key(args.seed), train, test, cfg,
+                               progress=not args.no_progress)
+  metrics.update(seed=args.seed, train_spec=args.train,
+                 test_spec=args.test or args.train)
+  print(f"{cfg.victim} ({cfg.defense}): final clean test accuracy "
+        f"{metrics['final_test_accuracy']:.4f}, peak {metrics['peak_test_accuracy']:.4f}"
+        f" (epoch {metrics['peak_epoch']}/{cfg.epochs}), "
+        f"{metrics['wall_clock_s']:.0f} s")
+  if args.out:
+    os.makedirs(args.out, exist_ok=True)
+    plot_learning_curve(metrics, os.path.join(args.out, "learning_curve.png"))
+    _write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
+  return 0
+
+
+def add_separability_arguments(parser: argparse.ArgumentParser) -> None:
+  """Adds the ``separability`` flags to ``parser``."""
+  parser.add_argument("--data", required=True, metavar="SPEC",
+                      help="(poisoned) data spec, e.g. a poisoning run's OUT dir")
+  parser.add_argument("--clean", metavar="SPEC",
+                      help="the matching clean data: also fit the perturbations")
+  parser.add_argument("--split", default="train")
+  parser.add_argument("--limit", type=int, metavar="N")
+  parser.add_argument("--data-dir", help="tfds data directory")
+  parser.add_argument("--epochs", type=int, default=20)
+  parser.add_argument("--lr", type=float, default=1e-2)
+  parser.add_argument("--seed", type=int, default=0)
+  parser.add_argument("--out", metavar="DIR", help="write separability.json here")
+
+
+def run_separability(args: argparse.Namespace) -> int:
+  """Fits linear models to the data (and perturbations); prints one line."""
+  from ntga.errors import DataError
+  if args.epochs < 1 or args.lr <= 0:
+    raise ConfigError("--epochs must be >= 1 and --lr > 0")
+  if args.out and os.path.exists(os.path.join(args.out, "separability.json")):
+    raise OutputError(f"--out {args.out}: already holds separability.json")
+  import jax
+  from ntga import data
+  from victims.separability import linear_separability
+  ds = data.load(args.data, args.split, limit=args.limit, data_dir=args.data_dir,
+                 seed=args.seed)
+  x_clean = None
+  if args.clean:
+    clean = data.load(args.clean, args.split, data_dir=args.data_dir)
+    if clean.x.shape[1:] != ds.x.shape[1:]:
+      raise DataError(f"--clean images are {clean.x.shape[1:]} but --data images "
+                      f"are {ds.x.shape[1:]}")
+    if ds.index.max() >= len(clean.x):
+      raise DataError(f"--data rows index up to {ds.index.max()} but --clean has "
+                      f"{len(clean.x)} images")
+    x_clean = clean.x[ds.index]
+  res = linear_separability(jax.random.key(args.seed), ds.x, ds.y, ds.num_classes,
+                            x_clean=x_clean, epochs=args.epochs, lr=args.lr)
+  parts = [f"poisoned data {res['data_accuracy']:.4f}"]
+  if x_clean is not None:
+    parts += [f"perturbations {res['perturbation_accuracy']:.4f}",
+              f"clean data {res['clean_accuracy']:.4f}"]
+  print("linear-model training accuracy: " + ", ".join(parts))
+  if args.out:
+    os.makedirs(args.out, exist_ok=True)
+    res.update(data=args.data, clean=args.clean, split=args.split, seed=args.seed,
+               epochs=args.epochs, lr=args.lr, n=len(ds.x))
+    _write_json_atomic(os.path.join(args.out, "separability.json"), res)
+  return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+  """``python -m victims.cli {evaluate,separability} ...``."""
+  parser = argparse.ArgumentParser(prog="python -m victims.cli")
+  sub = parser.add_subparsers(dest="command", required=True)
+  add_evaluate_arguments(sub.add_parser("evaluate", help="train a victim, report "
+                                        "clean test accuracy"))
+  add_separability_arguments(sub.add_parser("separability", help="linear "
+                                            "separability of data / perturbations"))
+  args = parser.parse_args(argv)
+  try:
+    return run_evaluate(args) if args.command == "evaluate" else run_separability(args)
+  except NTGAError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+  sys.exit(main())

@@ -1,0 +1,541 @@
+"""Training and clean-test evaluation of a victim model.
+
+The data-parallel layout follows flax's NNX data-parallel example: parameters
+and optimizer state are replicated, each batch is sharded along the leading
+axis of a one-axis ``'data'`` mesh, and a single ``jax.jit`` train step runs on
+any number of devices (one CPU included) with the same result.
+
+Default recipes (filled in for every ``None`` field of :class:`TrainConfig`):
+  * ``resnet18``, ``resnet34``, ``vgg16``, ``densenet121``, ``mobilenetv2``:
+    SGD, momentum 0.9, lr 0.1, weight decay 5e-4, cosine schedule, batch 128,
+    60 epochs -- the victim training of Huang et al., "Unlearnable Examples",
+    ICLR 2021 (also the usual CIFAR recipe, He et al., CVPR 2016).
+  * ``wrn-34-10``: SGD, momentum 0.9, lr 0.1, weight decay 5e-4, step schedule
+    (x0.1 at 50% and 75% of training), batch 128, 100 epochs (Madry et al.,
+    ICLR 2018; Zhang et al., "TRADES", ICML 2019).
+  * ``vit-small``: AdamW, lr 1e-3, weight decay 0.05, cosine with 5 warm-up
+    epochs, batch 128, 100 epochs (the DeiT recipe, Touvron et al., ICML 2021,
+    at CIFAR scale).
+  * ``fnn`` (MSE loss, as the NTGA paper's FNN), ``fnn-relu``, ``cnn``: Adam
+    (Kingma & Ba, ICLR 2015, default lr 1e-3), no weight decay, constant
+    schedule, batch 128, 20 epochs. These settings are ours: the NTGA paper
+    (Yuan & Wu, ICML 2021) fixes the architectures but not a training recipe.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import math
+import time
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from flax import nnx
+from jax.sharding import NamedSharding, PartitionSpec as P
+from tqdm.auto import tqdm
+
+from ntga.data._types import Dataset
+from ntga.errors import ConfigError, DataError
+from victims import _names, adversarial, defenses, models
+
+
+@dataclasses.dataclass(frozen=True)
+class _Recipe:
+  optimizer: str
+  lr: float
+  weight_decay: float
+  schedule: str
+  batch_size: int
+  epochs: int
+  loss: str = "ce"
+  warmup_epochs: int = 0
+
+
+_SGD_CIFAR = _Recipe("sgd", 0.1, 5e-4, "cosine", 128, 60)
+_ADAM_SMALL = _Recipe("adam", 1e-3, 0.0, "constant", 128, 20)
+RECIPES: dict[str, _Recipe] = {
+    "fnn": dataclasses.replace(_ADAM_SMALL, loss="mse"),
+    "fnn-relu": _ADAM_SMALL,
+    "cnn": _ADAM_SMALL,
+    "resnet18": _SGD_CIFAR,
+    "resnet34": _SGD_CIFAR,
+    "vgg16": _SGD_CIFAR,
+    "densenet121": _SGD_CIFAR,
+    "mobilenetv2": _SGD_CIFAR,
+    "wrn-34-10": _Recipe("sgd", 0.1, 5e-4, "step", 128, 100),
+    "vit-small": _Recipe("adamw", 1e-3, 0.05, "cosine", 128, 100, warmup_epochs=5),
+}
+
+OPTIMIZERS = _names.OPTIMIZERS
+SCHEDULES = _names.SCHEDULES
+LOSSES = _names.LOSSES
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class TrainConfig:
+  """How to train and evaluate one victim.
+
+  Fields left ``None`` take the victim's recipe (see the module docstring for
+  the papers); :meth:`resolved` fills them in.
+
+  Attributes:
+    victim: model name, one of :data:`victims.models.NAMES`.
+    defense: one of :data:`victims.defenses.NAMES`.
+    epochs, batch_size, lr, optimizer, schedule, weight_decay, loss,
+    warmup_epochs: optimisation settings (``None`` = recipe; a recipe's
+      warm-up is capped at a tenth of ``epochs``).
+    momentum: SGD momentum (0.9 in every recipe above; Nesterov off).
+    augment: 'auto' (crop + flip for 3-channel images >= 16 px, none for
+      grayscale digits), 'none', 'crop', 'flip' or 'crop-flip'.
+    crop_pad: padding of the random crop; ``None`` = H // 8 (4 px at 32 px).
+    cutout_size: side of the cutout square; ``None`` = H // 2 (16 at 32 px).
+    mixup_alpha: mixup's Beta parameter (1.0, Zhang et al. 2018).
+    cutmix_alpha, cutmix_prob: CutMix's Beta parameter and probability
+      (1.0 and 0.5, Yun et al. 2019).
+    at_eps, at_steps, at_step_size: PGD adversarial training; ``None`` eps is
+      8/255 (L_inf) or 0.5 (L2); ``None`` step size is 2/255 at eps 8/255
+      (eps / 4) for L_inf and 2.5 * eps / steps for L2 (Madry et al. 2018).
+    jpeg_quality: JPEG quality for the ``jpeg`` defense (10, Liu et al. 2023).
+    bdr_bits: bits kept by the ``bdr`` defense (2, Liu et al. 2023).
+    ortho_epochs, ortho_lr: the linear model of the ``ortho`` defense.
+    eval_batch_size: batch size of the clean test evaluation.
+    mixed_precision: compute the forward/backward pass in bfloat16 (parameters
+      and optimizer state stay float32). Off by default.
+
+  Example:
+    >>> cfg = TrainConfig(victim="cnn", epochs=5)
+    >>> cfg.resolved().optimizer
+    'adam'
+  """
+
+  victim: str = "resnet18"
+  defense: str = "none"
+  epochs: int | None = None
+  batch_size: int | None = None
+  lr: float | None = None
+  optimizer: str | None = None
+  schedule: str | None = None
+  weight_decay: float | None = None
+  loss: str | None = None
+  warmup_epochs: int | None = None
+  momentum: float = 0.9
+  augment: str = "auto"
+  crop_pad: int | None = None
+  cutout_size: int | None = None
+  mixup_alpha: float = 1.0
+  cutmix_alpha: float = 1.0
+  cutmix_prob: float = 0.5
+  at_eps: float | None = None
+  at_steps: int = 10
+  at_step_size: float | None = None
+  jpeg_quality: int = 10
+  bdr_bits: int = 2
+  ortho_epochs: int = 20
+  ortho_lr: float = 1e-2
+  eval_batch_size: int = 500
+  mixed_precision: bool = False
+
+  def resolved(self) -> "TrainConfig":
+    """Returns a copy with every ``None`` recipe field filled in and validated.
+
+    Raises:
+      ConfigError: unknown victim/defense/optimizer/schedule/loss/augment, or a
+        value out of range.
+    """
+    if self.victim not in RECIPES:
+      raise ConfigError(
+          f"unknown victim {self.victim!r}; choose one of {', '.join(models.NAMES)}")
+    if self.defense not in defenses.NAMES:
+      raise ConfigError(
+          f"unknown defense {self.defense!r}; choose one of {', '.join(defenses.NAMES)}")
+    recipe = RECIPES[self.victim]
+    fill = {f: getattr(recipe, f) for f in ("epochs", "batch_size", "lr", "optimizer",
+                                            "schedule", "weight_decay", "loss",
+                                            "warmup_epochs")
+            if getattr(self, f) is None}
+    if self.defense in ("at-linf", "at-l2"):
+      if self.at_eps is None:
+        fill["at_eps"] = 8 / 255 if self.defense == "at-linf" else 0.5
+      eps = fill.get("at_eps", self.at_eps)
+      if self.at_step_size is None:
+        fill["at_step_size"] = (eps / 4 if self.defense == "at-linf"
+                                else 2.5 * eps / max(self.at_steps, 1))
+    if self.warmup_epochs is None:
+      # The recipe's warm-up is meant for its full schedule: keep it at most a
+      # tenth of a shorter run (0 for runs under 10 epochs).
+      epochs = fill.get("epochs", self.epochs)
+      fill["warmup_epochs"] = min(recipe.warmup_epochs, epochs // 10)
+    cfg = dataclasses.replace(self, **fill)
+    cfg._validate()
+    return cfg
+
+  def _validate(self) -> None:
+    checks = [
+        (self.optimizer in OPTIMIZERS, f"optimizer must be one of {OPTIMIZERS}"),
+        (self.schedule in SCHEDULES, f"schedule must be one of {SCHEDULES}"),
+        (self.loss in LOSSES, f"loss must be one of {LOSSES}"),
+        (self.augment in defenses.AUGMENTS,
+         f"augment must be one of {defenses.AUGMENTS}"),
+        (self.epochs >= 1, "epochs must be >= 1"),
+        (self.batch_size >= 1, "batch_size must be >= 1"),
+        (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
+        (self.lr > 0, "lr must be > 0"),
+        (self.weight_decay >= 0, "weight_decay must be >= 0"),
+        (0 <= self.momentum < 1, "momentum must be in [0, 1)"),
+        (0 <= self.warmup_epochs < self.epochs or self.warmup_epochs == 0,
+         "warmup_epochs must be smaller than epochs"),
+        (self.at_steps >= 1, "at_steps must be >= 1"),
+        (self.at_eps is None or self.at_eps > 0, "at_eps must be > 0"),
+        (self.mixup_alpha > 0 and self.cutmix_alpha > 0, "mixup/cutmix alpha must be > 0"),
+        (0 <= self.cutmix_prob <= 1, "cutmix_prob must be in [0, 1]"),
+        (1 <= self.jpeg_quality <= 95, "jpeg_quality must be in [1, 95]"),
+        (1 <= self.bdr_bits <= 8, "bdr_bits must be in [1, 8]"),
+        (self.ortho_epochs >= 1, "ortho_epochs must be >= 1"),
+    ]
+    for ok, msg in checks:
+      if not ok:
+        raise ConfigError(f"TrainConfig: {msg}")
+
+
+# ------------------------------------------------------------------ pieces
+
+def make_optimizer(cfg: TrainConfig, steps_per_epoch: int
+                   ) -> optax.GradientTransformation:
+  """The optax optimizer + schedule of a resolved config.
+
+  Weight decay is coupled L2 (added to the gradient) for SGD and Adam and
+  decoupled for AdamW, as in the respective papers' code.
+  """
+  total = cfg.epochs * steps_per_epoch
+  warm = cfg.warmup_epochs * steps_per_epoch
+  if cfg.schedule == "constant":
+    main = optax.constant_schedule(cfg.lr)
+  elif cfg.schedule == "cosine":
+    main = optax.cosine_decay_schedule(cfg.lr, max(total - warm, 1))
+  else:
+    main = optax.piecewise_constant_schedule(
+        cfg.lr, {int(total * 0.5): 0.1, int(total * 0.75): 0.1})
+  sched = main if warm == 0 else optax.join_schedules(
+      [optax.linear_schedule(0.0, cfg.lr, warm), main], [warm])
+  if cfg.optimizer == "sgd":
+    base = optax.sgd(sched, momentum=cfg.momentum or None)
+  elif cfg.optimizer == "adam":
+    base = optax.adam(sched)
+  else:
+    return optax.adamw(sched, weight_decay=cfg.weight_decay)
+  if cfg.weight_decay:
+    return optax.chain(optax.add_decayed_weights(cfg.weight_decay), base)
+  return base
+
+
+def _augment_ops(cfg: TrainConfig, shape: tuple[int, int, int]) -> tuple[int, bool]:
+  """(crop padding, flip?) for the resolved ``augment`` setting."""
+  h, w, c = shape
+  mode = cfg.augment
+  if mode == "auto":
+    mode = "crop-flip" if c == 3 and min(h, w) >= 16 else "none"
+  pad = cfg.crop_pad if cfg.crop_pad is not None else max(1, h // 8)
+  return (pad if "crop" in mode else 0), ("flip" in mode)
+
+
+def loss_from_targets(logits: jax.Array, targets: jax.Array, kind: str) -> jax.Array:
+  """Mean cross-entropy (soft targets) or mean squared error per example."""
+  logits = logits.astype(jnp.float32)
+  if kind == "mse":
+    return jnp.mean(0.5 * jnp.sum((logits - targets) ** 2, axis=-1))
+  return jnp.mean(optax.softmax_cross_entropy(logits, targets))
+
+
+def prepare_train_images(key: jax.Array, x: np.ndarray, y: np.ndarray,
+                         num_classes: int, cfg: TrainConfig) -> np.ndarray:
+  """Applies the data-level defenses (squeezing, orthogonal projection).
+
+  Returns uint8 images, or float32 images in [0, 1]-units for ``ortho``.
+  """
+  if cfg.defense == "jpeg":
+    return defenses.jpeg_compress(x, cfg.jpeg_quality)
+  if cfg.defense == "grayscale":
+    return defenses.grayscale(x)
+  if cfg.defense == "bdr":
+    return defenses.bit_depth_reduction(x, cfg.bdr_bits)
+  if cfg.defense == "ortho":
+    proj, _ = defenses.orthogonal_projection(
+        key, x.astype(np.float32) / 255.0, y, num_classes,
+        epochs=cfg.ortho_epochs, lr=cfg.ortho_lr)
+    return proj
+  return x
+
+
+def _to_float(x: jax.Array) -> jax.Array:
+  if x.dtype == jnp.uint8:
+    return x.astype(jnp.float32) / 255.0
+  return x.astype(jnp.float32)
+
+
+def _check_data(train: Dataset, test: Dataset) -> None:
+  for name, d in (("train", train), ("test", test)):
+    if d.x.ndim != 4 or d.x.dtype != np.uint8:
+      raise DataError(f"{name} images must be uint8 NHWC, got {d.x.dtype} {d.x.shape}")
+    if len(d.y) != len(d.x):
+      raise DataError(f"{name}: {len(d.x)} images but {len(d.y)} labels")
+    if len(d.x) == 0:
+      raise DataError(f"{name} set is empty")
+  if train.x.shape[1:] != test.x.shape[1:]:
+    raise DataError(f"train images are {train.x.shape[1:]} but test images are "
+                    f"{test.x.shape[1:]} (H, W, C must match)")
+  if train.num_classes != test.num_classes:
+    raise DataError(f"train has {train.num_classes} classes but test has "
+                    f"{test.num_classes}")
+  k = train.num_classes
+  for name, d in (("train", train), ("test", test)):
+    if d.y.min() < 0 or d.y.max() >= k:
+      raise DataError(f"{name} labels must lie in [0, {k}), got [{d.y.min()}, {d.y.max()}]")
+
+
+def default_mesh(batch_size: int) -> jax.sharding.Mesh:
+  """A 1-axis 'data' mesh over the most devices that divide ``batch_size``.
+
+  The axis is of type Auto: the compiler propagates shardings, so the train
+  step needs no per-op sharding annotations.
+  """
+  n = jax.device_count()
+  while batch_size % n:
+    n -= 1
+  return jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=jax.devices()[:n])
+
+
+def _auto_mesh(mesh: jax.sharding.Mesh) -> jax.sharding.Mesh:
+  """The same devices with a single Auto-typed 'data' axis."""
+  if mesh.axis_names != ("data",):
+    raise ConfigError(f"the mesh must have exactly one axis named 'data', got "
+                      f"{mesh.axis_names}")
+  return jax.sharding.Mesh(mesh.devices, ("data",),
+                           axis_types=(jax.sharding.AxisType.Auto,))
+
+
+@dataclasses.dataclass(frozen=True)
+class _StepSpec:
+  """Everything static about a train/eval step (hashable: a jit cache key)."""
+  cfg: TrainConfig
+  graph_train: Any
+  graph_eval: Any
+  num_classes: int
+  steps_per_epoch: int
+  crop_pad: int
+  flip: bool
+  cutout_size: int
+
+
+def _forward(spec: _StepSpec, graphdef, params, rest, x):
+  """Logits (float32) and the updated non-parameter state (batch stats, RNG)."""
+  dtypes = jax.tree.map(lambda a: a.dtype, rest)
+  if spec.cfg.mixed_precision:
+    def half(a):
+      return a.astype(jnp.bfloat16) if jnp.issubdtype(a.dtype, jnp.floating) else a
+    params, rest, x = jax.tree.map(half, (params, rest, x))
+  model = nnx.merge(graphdef, params, rest, copy=True)
+  logits = model(x).astype(jnp.float32)
+  new_rest = nnx.state(model, nnx.Not(nnx.Param))
+  if spec.cfg.mixed_precision:  # batch statistics are kept in float32
+    new_rest = jax.tree.map(lambda a, d: a.astype(d), new_rest, dtypes)
+  return logits, new_rest
+
+
+def _augment_batch(spec: _StepSpec, key, x, t, params, rest):
+  """Standard augmentation, then the batch-level defense, on float images."""
+  cfg = spec.cfg
+  ka, kb, kc, kd = jax.random.split(key, 4)
+  if spec.crop_pad:
+    x = defenses.random_crop(ka, x, spec.crop_pad)
+  if spec.flip:
+    x = defenses.random_flip(kb, x)
+  if cfg.defense == "cutout":
+    x = defenses.cutout(kc, x, spec.cutout_size)
+  elif cfg.defense == "mixup":
+    x, t = defenses.mixup(kc, x, t, cfg.mixup_alpha)
+  elif cfg.defense == "cutmix":
+    x, t = defenses.cutmix(kc, x, t, cfg.cutmix_alpha, cfg.cutmix_prob)
+  elif cfg.defense in ("at-linf", "at-l2"):
+    # Madry et al.: maximise the training loss of the current model (in
+    # training mode; the attack's batch-stat updates are discarded).
+    def attack_loss(z):
+      return loss_from_targets(_forward(spec, spec.graph_train, params, rest, z)[0],
+                               t, cfg.loss)
+    x = adversarial.pgd(kd, attack_loss, x, norm=cfg.defense[3:], eps=cfg.at_eps,
+                        steps=cfg.at_steps, step_size=cfg.at_step_size)
+  return x, t
+
+
+@functools.partial(jax.jit, static_argnames=("spec",), donate_argnums=(0, 1, 2))
+def _train_step(params, rest, opt_state, x, y, step, key, *, spec: _StepSpec):
+  """One optimizer step on a (sharded) batch; returns new state, loss, accuracy."""
+  cfg = spec.cfg
+  x = _to_float(x)
+  t = jax.nn.one_hot(y, spec.num_classes, dtype=jnp.float32)
+  x, t = _augment_batch(spec, jax.random.fold_in(key, step), x, t, params, rest)
+
+  def loss_fn(p):
+    logits, new_rest = _forward(spec, spec.graph_train, p, rest, x)
+    return loss_from_targets(logits, t, cfg.loss), (logits, new_rest)
+
+  (loss, (logits, new_rest)), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+  tx = make_optimizer(cfg, spec.steps_per_epoch)
+  updates, opt_state = tx.update(grads, opt_state, params)
+  params = optax.apply_updates(params, updates)
+  acc = jnp.mean(jnp.argmax(logits, -1) == y)
+  return params, new_rest, opt_state, loss, acc
+
+
+@functools.partial(jax.jit, static_argnames=("spec",))
+def _eval_step(params, rest, x, y, mask, *, spec: _StepSpec):
+  """(number correct, summed cross-entropy) over the unmasked rows of a batch."""
+  logits, _ = _forward(spec, spec.graph_eval, params, rest, _to_float(x))
+  ce = optax.softmax_cross_entropy_with_integer_labels(logits, y)
+  correct = (jnp.argmax(logits, -1) == y) & mask
+  return jnp.sum(correct), jnp.sum(jnp.where(mask, ce, 0.0))
+
+
+# ------------------------------------------------------------------ the loop
+
+def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
+                       config: TrainConfig, *, progress: bool = True,
+                       mesh: jax.sharding.Mesh | None = None) -> dict[str, Any]:
+  """Trains ``config.victim`` on ``train`` and tracks clean ``test`` accuracy.
+
+  Deterministic for a given key: the model init, epoch shuffles, augmentation,
+  dropout and PGD starts all derive from ``key`` by ``fold_in``; the result does
+  not depend on the mesh size (up to float reassociation).
+
+  Args:
+    key: PRNG key.
+    train: training split (uint8 NHWC, possibly poisoned).
+    test: clean test split with the same image shape and class count.
+    config: a :class:`TrainConfig` (``None`` fields take the victim's recipe).
+    progress: show a tqdm bar per epoch.
+    mesh: a 1-axis ``'data'`` mesh; default :func:`default_mesh`. Its size must
+      divide the batch size.
+
+  Returns:
+    A dict with ``final_test_accuracy`` and ``peak_test_accuracy`` (fractions),
+    ``peak_epoch`` (1-based), per-epoch lists ``test_accuracy``, ``test_loss``,
+    ``train_loss``, ``train_accuracy``, ``epoch_time_s``; ``wall_clock_s``,
+    ``num_params``, ``num_devices``, ``n_train``, ``n_test``, ``steps_per_epoch``
+    and ``config`` (the resolved config as a dict).
+
+  Raises:
+    DataError: mismatched image shapes, class counts or labels.
+    ConfigError: a bad config.
+
+  Example:
+    >>> from ntga import data
+    >>> m = train_and_evaluate(jax.random.key(0), data.load("digits", "train"),
+    ...                        data.load("digits", "test"),
+    ...                        TrainConfig(victim="cnn", epochs=3))
+    >>> m["final_test_accuracy"]  # doctest: +SKIP
+  """
+  start = time.perf_counter()
+  cfg = config.resolved()
+  _check_data(train, test)
+  shape = tuple(int(d) for d in train.x.shape[1:])
+  k = train.num_classes
+  n_train = len(train.x)
+  batch = min(cfg.batch_size, n_train)
+  mesh = _auto_mesh(mesh) if mesh is not None else default_mesh(batch)
+  n_dev = mesh.devices.size
+  batch -= batch % n_dev
+  if batch == 0:
+    raise ConfigError(f"batch size {cfg.batch_size} is smaller than the {n_dev} "
+                      "devices of the mesh")
+  steps = n_train // batch
+  eval_batch = max(n_dev, cfg.eval_batch_size - cfg.eval_batch_size % n_dev)
+
+  k_init, k_drop, k_prep, k_shuffle, k_step = (jax.random.fold_in(key, i)
+                                                for i in range(5))
+  x_train = prepare_train_images(k_prep, train.x, train.y, k, cfg)
+  y_train = np.asarray(train.y, np.int32)
+
+  model = models.create(cfg.victim, num_classes=k, input_shape=shape,
+                        rngs=nnx.Rngs(params=k_init, dropout=k_drop))
+  model.train()
+  graph_train, params, rest = nnx.split(model, nnx.Param, ...)
+  model.eval()
+  graph_eval = nnx.split(model, nnx.Param, ...)[0]
+  num_params = models.count_params(model)
+  del model
+
+  opt_state = make_optimizer(cfg, steps).init(params)
+  replicated = NamedSharding(mesh, P())
+  sharded = NamedSharding(mesh, P("data"))
+  params, rest, opt_state = jax.device_put((params, rest, opt_state), replicated)
+
+  pad, flip = _augment_ops(cfg, shape)
+  spec = _StepSpec(
+      cfg=cfg, graph_train=graph_train, graph_eval=graph_eval, num_classes=k,
+      steps_per_epoch=steps, crop_pad=pad, flip=flip,
+      cutout_size=cfg.cutout_size if cfg.cutout_size is not None
+      else max(1, shape[0] // 2))
+
+  n_test = len(test.x)
+  n_eval = math.ceil(n_test / eval_batch) * eval_batch
+  x_test = np.zeros((n_eval,) + shape, np.uint8)
+  x_test[:n_test] = test.x
+  y_test = np.zeros((n_eval,), np.int32)
+  y_test[:n_test] = test.y
+  mask_test = np.arange(n_eval) < n_test
+
+  def evaluate(params, rest):
+    correct, loss = 0, 0.0
+    for i in range(0, n_eval, eval_batch):
+      sl = slice(i, i + eval_batch)
+      c, l = _eval_step(params, rest, *jax.device_put(
+          (x_test[sl], y_test[sl], mask_test[sl]), sharded), spec=spec)
+      correct, loss = correct + c, loss + l
+    return float(correct) / n_test, float(loss) / n_test
+
+  hist = {key_: [] for key_ in ("test_accuracy", "test_loss", "train_loss",
+                                "train_accuracy", "epoch_time_s")}
+  for epoch in range(cfg.epochs):
+    t0 = time.perf_counter()
+    perm = np.asarray(jax.random.permutation(jax.random.fold_in(k_shuffle, epoch),
+                                             n_train))
+    losses, accs = [], []
+    bar = tqdm(range(steps), desc=f"{cfg.victim} epoch {epoch + 1}/{cfg.epochs}",
+               disable=not progress, leave=False)
+    for s in bar:
+      idx = perm[s * batch:(s + 1) * batch]
+      xb, yb = jax.device_put((x_train[idx], y_train[idx]), sharded)
+      params, rest, opt_state, loss, acc = _train_step(
+          params, rest, opt_state, xb, yb, epoch * steps + s, k_step, spec=spec)
+      losses.append(loss)
+      accs.append(acc)
+    test_acc, test_loss = evaluate(params, rest)
+    hist["train_loss"].append(float(np.mean(jax.device_get(losses))))
+    hist["train_accuracy"].append(float(np.mean(jax.device_get(accs))))
+    hist["test_accuracy"].append(test_acc)
+    hist["test_loss"].append(test_loss)
+    hist["epoch_time_s"].append(time.perf_counter() - t0)
+    if progress:
+      tqdm.write(f"{cfg.victim} epoch {epoch + 1}/{cfg.epochs}: train loss "
+                 f"{hist['train_loss'][-1]:.4f} acc {hist['train_accuracy'][-1]:.4f}"
+                 f" | test acc {test_acc:.4f}")
+
+  peak = int(np.argmax(hist["test_accuracy"]))
+  return {
+      "final_test_accuracy": hist["test_accuracy"][-1],
+      "peak_test_accuracy": hist["test_accuracy"][peak],
+      "peak_epoch": peak + 1,
+      **hist,
+      "wall_clock_s": time.perf_counter() - start,
+      "num_params": num_params,
+      "num_devices": n_dev,
+      "n_train": n_train,
+      "n_test": n_test,
+      "batch_size": batch,
+      "steps_per_epoch": steps,
+      "config": dataclasses.asdict(cfg),
+  }
