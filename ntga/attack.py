@@ -181,8 +181,12 @@ def make_blocks(key: jax.Array, y: np.ndarray, block_size: int
     (for N >= 2) so that every block has held-out training data to target.
   """
   order = stratified_order(key, y)
+  # Group the shuffled order by class, then deal it out to the blocks like
+  # cards: each class spreads evenly over the blocks (counts differ by at
+  # most one) whatever the number of blocks and classes.
+  by_class = order[np.argsort(y[order], kind="stable")]
   n_blocks = min(len(y), max(2, math.ceil(len(y) / block_size)))
-  return [np.sort(order[b::n_blocks]) for b in range(n_blocks)]
+  return [np.sort(by_class[b::n_blocks]) for b in range(n_blocks)]
 
 
 def make_target(key: jax.Array, y: np.ndarray, size: int) -> np.ndarray:

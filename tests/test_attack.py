@@ -60,17 +60,25 @@ def test_same_key_same_output_other_key_differs(digits, poisoned):
   assert (other != poisoned).any()
 
 
-def test_blocks_cover_everything_once_and_are_stratified(key):
-  y = np.repeat(np.arange(4), [50, 40, 30, 13])
-  blocks = attack.make_blocks(key, y, 32)
-  assert len(blocks) == 5  # ceil(133 / 32)
+@pytest.mark.parametrize("counts, block_size, n_blocks", [
+    ([50, 40, 30, 13], 32, 5),     # block count coprime with class count
+    ([100] * 10, 50, 20),          # 20 blocks, 10 classes: must not alias
+    ([60, 61, 59, 300], 16, 30),   # unbalanced classes
+])
+def test_blocks_cover_everything_once_and_are_stratified(key, counts, block_size,
+                                                         n_blocks):
+  y = np.repeat(np.arange(len(counts)), counts)
+  y = y[np.random.default_rng(0).permutation(len(y))]
+  blocks = attack.make_blocks(key, y, block_size)
+  assert len(blocks) == n_blocks
   allidx = np.concatenate(blocks)
   np.testing.assert_array_equal(np.sort(allidx), np.arange(len(y)))
   sizes = [len(b) for b in blocks]
-  assert max(sizes) - min(sizes) <= 1 and max(sizes) <= 32
+  assert max(sizes) - min(sizes) <= 1 and max(sizes) <= block_size
   for b in blocks:
-    counts = np.bincount(y[b], minlength=4)
-    np.testing.assert_array_less(np.abs(counts - np.bincount(y) / 5), 1.01)
+    got = np.bincount(y[b], minlength=len(counts))
+    np.testing.assert_array_less(np.abs(got - np.asarray(counts) / n_blocks),
+                                 1.0 + 1e-9)
 
 
 def test_target_set_is_training_data_and_excludes_the_block(key):

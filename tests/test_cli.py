@@ -130,3 +130,19 @@ def test_killed_run_resumes_to_identical_output(tmp_path):
   assert result.returncode == 0, result.stderr
   with np.load(ref / "train.npz") as a, np.load(out / "train.npz") as b:
     np.testing.assert_array_equal(a["x"], b["x"])
+
+
+def test_demo_writes_table_figure_and_run(tmp_path, capsys):
+  from ntga import demo
+  out = tmp_path / "demo"
+  assert demo.main(out=str(out), victims=("fnn-relu",), epochs=3) == 0
+  printed = capsys.readouterr().out
+  assert "clean-trained" in printed and "fnn-relu" in printed
+  results = json.loads((out / "demo_results.json").read_text())
+  row = results["victims"][0]
+  assert row["victim"] == "fnn-relu"
+  assert row["clean_trained"] > 0.8  # digits is easy when clean
+  assert row["poison_trained"] < row["clean_trained"] - 0.3
+  assert Image.open(out / "demo.png").size[0] > 200
+  manifest = json.loads((out / "manifest.json").read_text())
+  assert manifest["attack"] == "ntga" and manifest["input"]["spec"] == "digits"
