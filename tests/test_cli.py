@@ -146,3 +146,12 @@ def test_demo_writes_table_figure_and_run(tmp_path, capsys):
   assert Image.open(out / "demo.png").size[0] > 200
   manifest = json.loads((out / "manifest.json").read_text())
   assert manifest["attack"] == "ntga" and manifest["input"]["spec"] == "digits"
+
+
+def test_ci_runs_the_readme_test_command():
+  from pathlib import Path
+  root = Path(__file__).resolve().parents[1]
+  readme = (root / "README.md").read_text().split("```bash\n", 1)[1]
+  install_demo, install_test = readme.split("```", 1)[0].strip().splitlines()
+  assert install_demo.endswith("ntga demo")
+  assert install_test in (root / ".ci" / "run").read_text().splitlines()
