@@ -37,12 +37,16 @@ import numpy as np
 
 from benchmarks import _records
 from ntga import attack, data, surrogates
+from ntga.errors import ConfigError
 
 DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
 
 
 def _ours(kernel_fn, xb, yb, tx, ty, t):
-  chunk = 250
+  chunk = min(250, tx.shape[0])
+  if tx.shape[0] % chunk:
+    raise ConfigError(f"targets ({tx.shape[0]}) must be a multiple of 250 "
+                      "(or fewer than 250)")
   n = tx.shape[0] // chunk
   txc = tx.reshape((n, chunk) + tx.shape[1:])
   tyc = ty.reshape(n, chunk, -1)

@@ -1,4 +1,4 @@
-"""The ``ntga`` command line: poison, demo, evaluate, separability.
+"""The ``ntga`` command line: poison, demo, evaluate, separability, bench.
 
 JAX, TensorFlow and the attack/victim packages are imported only inside the
 command that needs them, so ``ntga --help`` answers at once. Every user error
@@ -241,6 +241,20 @@ def _add_victims(sub, full: bool) -> None:
   p.set_defaults(func=vcli.run_separability)
 
 
+def _add_bench(sub) -> None:
+  p = sub.add_parser("bench", add_help=False,
+                     help="run a benchmark config (alias of python -m "
+                     "benchmarks.run; see ntga bench --help)")
+  p.add_argument("bench_args", nargs=argparse.REMAINDER)
+  p.set_defaults(func=run_bench)
+
+
+def run_bench(args: argparse.Namespace) -> int:
+  """Implements ``ntga bench`` by handing over to ``benchmarks.run``."""
+  from benchmarks.run import main as bench_main  # pylint: disable=g-import-not-at-top
+  return bench_main(args.bench_args)
+
+
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
   """The ``ntga`` argument parser (victim flags loaded if argv needs them)."""
   parser = argparse.ArgumentParser(
@@ -249,6 +263,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True)
   _add_poison(sub)
   _add_demo(sub)
+  _add_bench(sub)
   command = next((a for a in argv if not a.startswith("-")), None)
   _add_victims(sub, full=command in _VICTIM_COMMANDS)
   return parser
@@ -257,6 +272,8 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the ``ntga`` console script."""
   argv = list(sys.argv[1:] if argv is None else argv)
+  if argv[:1] == ["bench"]:  # hand every flag, --help included, to the bench
+    return run_bench(argparse.Namespace(bench_args=argv[1:]))
   parser = build_parser(argv)
   args = parser.parse_args(argv)
   try:

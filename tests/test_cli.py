@@ -155,3 +155,8 @@ def test_ci_runs_the_readme_test_command():
   install_demo, install_test = readme.split("```", 1)[0].strip().splitlines()
   assert install_demo.endswith("ntga demo")
   assert install_test in (root / ".ci" / "run").read_text().splitlines()
+
+
+def test_bench_alias_hands_over_to_benchmarks_run(capsys):
+  assert cli.main(["bench", "no_such_config"]) == 2
+  assert "unknown benchmark config 'no_such_config'" in capsys.readouterr().err
