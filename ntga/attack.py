@@ -461,6 +461,10 @@ def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
   tx_dev = jax.device_put(tx, repl)
   ty_dev = jax.device_put(ty, repl)
 
+  n_proc, proc = jax.process_count(), jax.process_index()
+  if n_proc > 1 and checkpoint_dir is None:
+    raise ConfigError("NTGA over several processes needs a checkpoint_dir "
+                      "on a file system that every process shares")
   store = None
   if checkpoint_dir is not None:
     store = _BlockStore(checkpoint_dir, _fingerprint(key, x, y, cfg))
@@ -472,11 +476,16 @@ def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
       out[idx] = saved
     else:
       todo.append(b)
+  # Several processes (jax.distributed): each poisons the blocks whose id is
+  # its process index modulo the process count; results meet in the store.
+  others = [b for b in todo if b % n_proc != proc]
+  todo = [b for b in todo if b % n_proc == proc]
 
   size = max(len(b) for b in blocks)
   pgd_key = jax.random.fold_in(key, _STREAM_PGD)
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
-  bar = tqdm(total=len(blocks), initial=len(blocks) - len(todo),
+  done = len(blocks) - len(todo) - len(others)
+  bar = tqdm(total=done + len(todo), initial=done,
              desc=f"ntga[{cfg.surrogate}]", unit="block", disable=not progress)
   for start in range(0, len(todo), n_dev):
     group = todo[start:start + n_dev]
@@ -500,4 +509,21 @@ def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
         store.save(b, rows)
       bar.update(1)
   bar.close()
+  if n_proc > 1:
+    _gather_from_store(store, blocks, others, out)
   return out
+
+
+def _gather_from_store(store: _BlockStore, blocks: list[np.ndarray],
+                       others: list[int], out: np.ndarray) -> None:
+  """Waits for every process, then reads the blocks the others poisoned."""
+  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+  multihost_utils.sync_global_devices("ntga: blocks written")
+  for b in others:
+    rows = store.load(b)
+    if rows is None:
+      raise OutputError(f"block {b} is missing from {store.folder} after "
+                        "every process finished")
+    out[blocks[b]] = rows
+  # Nobody may remove the store (the CLI does, after writing) before all read.
+  multihost_utils.sync_global_devices("ntga: blocks read")

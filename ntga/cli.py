@@ -111,7 +111,46 @@ def _add_poison(sub) -> None:
                  help="also write OUT/train/<class>/<index>.png")
   p.add_argument("--overwrite", action="store_true",
                  help="allow a non-empty OUT")
+  dist = p.add_argument_group(
+      "several processes", "--distributed runs jax.distributed.initialize(); "
+      "every process runs the same command, poisons its share of the blocks "
+      "(OUT must be on a file system they share) and process 0 writes the "
+      "output. Unset values come from JAX_COORDINATOR_ADDRESS, "
+      "JAX_NUM_PROCESSES, JAX_PROCESS_ID, or JAX's cluster detection "
+      "(SLURM, Open MPI, TPU, Kubernetes).")
+  dist.add_argument("--distributed", action="store_true",
+                    help="join a multi-process (multi-host) run")
+  dist.add_argument("--coordinator", default=None, metavar="HOST:PORT",
+                    help="address of process 0's coordinator")
+  dist.add_argument("--num-processes", type=int, default=None)
+  dist.add_argument("--process-id", type=int, default=None)
   p.set_defaults(func=run_poison)
+
+
+def init_distributed(args: argparse.Namespace) -> None:
+  """Calls ``jax.distributed.initialize`` from flags or environment."""
+  import os  # pylint: disable=g-import-not-at-top
+  import jax  # pylint: disable=g-import-not-at-top
+
+  def pick(flag, env, kind):
+    if flag is not None:
+      return flag
+    value = os.environ.get(env)
+    if value is None:
+      return None
+    try:
+      return kind(value)
+    except ValueError:
+      raise ConfigError(f"{env}={value!r} is not a valid {kind.__name__}") from None
+
+  count = pick(args.num_processes, "JAX_NUM_PROCESSES", int)
+  pid = pick(args.process_id, "JAX_PROCESS_ID", int)
+  if count is not None and pid is not None and not 0 <= pid < count:
+    raise ConfigError(f"--process-id must be in [0, {count}), got {pid}")
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+  jax.distributed.initialize(
+      coordinator_address=pick(args.coordinator, "JAX_COORDINATOR_ADDRESS", str),
+      num_processes=count, process_id=pid)
 
 
 def build_config(attack, settings: Sequence[str], eps: float | None):
@@ -130,7 +169,12 @@ def run_poison(args: argparse.Namespace) -> int:
   import attacks  # pylint: disable=g-import-not-at-top
   from ntga import data, io  # pylint: disable=g-import-not-at-top
 
+  if args.distributed:
+    init_distributed(args)
   attack = attacks.get(args.attack)
+  if args.distributed and not attack.resumable:
+    raise ConfigError(f"--distributed is supported by block-wise attacks "
+                      f"(ntga), not {attack.name!r}")
   config = build_config(attack, args.settings, args.eps)
   if args.ratio is not None and not 0.0 <= args.ratio <= 1.0:
     raise ConfigError(f"--ratio must be in [0, 1], got {args.ratio}")
@@ -142,6 +186,11 @@ def run_poison(args: argparse.Namespace) -> int:
                                    ratio=args.ratio, out=out)
   manifest["input"] = {"spec": args.data, "split": args.split,
                        "limit": args.limit, "data_dir": args.data_dir}
+  if args.distributed:
+    import jax  # pylint: disable=g-import-not-at-top
+    manifest["processes"] = jax.process_count()
+    if jax.process_index() != 0:
+      return 0  # process 0 writes the output
   io.write_run(out, x_out, ds.y, ds.index, ds.class_names, manifest,
                png=args.png)
   _remove_checkpoints(out)

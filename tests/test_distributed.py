@@ -1,0 +1,43 @@
+"""Two CPU processes on loopback (jax.distributed) give the single-process output."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+
+ARGS = ["poison", "--data", "digits", "--limit", "120", "--set", "block_size=20",
+        "--set", "target_size=60", "--set", "steps=2"]
+
+
+def _free_port() -> int:
+  with socket.socket() as s:
+    s.bind(("127.0.0.1", 0))
+    return s.getsockname()[1]
+
+
+def test_two_processes_equal_one(tmp_path):
+  env = dict(os.environ, JAX_PLATFORMS="cpu",
+             XLA_FLAGS="--xla_force_host_platform_device_count=1")
+  single = tmp_path / "single"
+  subprocess.run([sys.executable, "-m", "ntga", *ARGS, "--out", str(single)],
+                 env=env, check=True, capture_output=True, timeout=300)
+  out = tmp_path / "dist"
+  port = _free_port()
+  procs = [subprocess.Popen(
+      [sys.executable, "-m", "ntga", *ARGS, "--out", str(out), "--distributed",
+       "--num-processes", "2", "--process-id", str(i)],
+      env=dict(env, JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}"),
+      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+           for i in range(2)]
+  logs = [p.communicate(timeout=300)[0] for p in procs]
+  assert [p.returncode for p in procs] == [0, 0], logs
+  assert "wrote" in logs[0] and "wrote" not in logs[1]  # process 0 writes
+  with np.load(single / "train.npz") as a, np.load(out / "train.npz") as b:
+    np.testing.assert_array_equal(a["x"], b["x"])
+    np.testing.assert_array_equal(a["index"], b["index"])
+  manifest = json.loads((out / "manifest.json").read_text())
+  assert manifest["processes"] == 2
+  assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "train.npz"]
