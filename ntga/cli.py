@@ -127,6 +127,15 @@ def _add_poison(sub) -> None:
   p.set_defaults(func=run_poison)
 
 
+def check_distributed_flags(args: argparse.Namespace) -> None:
+  """Rejects --coordinator/--num-processes/--process-id without --distributed."""
+  if args.distributed:
+    return
+  for flag in ("coordinator", "num_processes", "process_id"):
+    if getattr(args, flag) is not None:
+      raise ConfigError(f"--{flag.replace('_', '-')} needs --distributed")
+
+
 def init_distributed(args: argparse.Namespace) -> None:
   """Calls ``jax.distributed.initialize`` from flags or environment."""
   import os  # pylint: disable=g-import-not-at-top
@@ -169,6 +178,7 @@ def run_poison(args: argparse.Namespace) -> int:
   import attacks  # pylint: disable=g-import-not-at-top
   from ntga import data, io  # pylint: disable=g-import-not-at-top
 
+  check_distributed_flags(args)
   if args.distributed:
     init_distributed(args)
   attack = attacks.get(args.attack)

@@ -41,3 +41,10 @@ def test_two_processes_equal_one(tmp_path):
   manifest = json.loads((out / "manifest.json").read_text())
   assert manifest["processes"] == 2
   assert sorted(p.name for p in out.iterdir()) == ["manifest.json", "train.npz"]
+
+
+def test_process_flags_need_distributed(tmp_path, capsys):
+  from ntga import cli
+  argv = [*ARGS, "--out", str(tmp_path / "o"), "--process-id", "1"]
+  assert cli.main(argv) == 2
+  assert "--process-id needs --distributed" in capsys.readouterr().err

@@ -5,6 +5,12 @@ and :func:`add_separability_arguments` / :func:`run_separability` into its
 sub-commands; ``python -m victims.cli {evaluate,separability} ...`` runs the
 same code stand-alone.
 
+``evaluate --out DIR`` saves the training state to ``DIR/checkpoints/`` after
+every epoch; run the same command again after a crash or preemption and it
+continues from the latest epoch, ending with the same metrics. A finished run
+writes ``DIR/metrics.json`` and ``DIR/learning_curve.png`` and removes the
+checkpoints; a folder holding metrics.json is complete and is refused.
+
 Example:
   python -m victims.cli evaluate --train digits --test digits --victim cnn \
       --epochs 5 --out runs/cnn
@@ -15,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 from fractions import Fraction
@@ -65,7 +72,23 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                       help="bfloat16 compute (off by default)")
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
   parser.add_argument("--out", metavar="DIR",
-                      help="write metrics.json and learning_curve.png here")
+                      help="write metrics.json and learning_curve.png here; "
+                           "per-epoch checkpoints go to DIR/checkpoints/ and a "
+                           "rerun of a killed run resumes from them")
+  dist = parser.add_argument_group(
+      "several processes", "--distributed runs jax.distributed.initialize(); "
+      "every process runs the same command on the same data, trains on its "
+      "share of each batch (data parallel over all processes' devices) and "
+      "process 0 writes the output (OUT must be on a file system they share). "
+      "Unset values come from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
+      "JAX_PROCESS_ID, or JAX's cluster detection (SLURM, Open MPI, TPU, "
+      "Kubernetes).")
+  dist.add_argument("--distributed", action="store_true",
+                    help="join a multi-process (multi-host) run")
+  dist.add_argument("--coordinator", metavar="HOST:PORT",
+                    help="address of process 0's coordinator")
+  dist.add_argument("--num-processes", type=int)
+  dist.add_argument("--process-id", type=int)
 
 
 def _check_out(out: str | None) -> None:
@@ -75,6 +98,9 @@ def _check_out(out: str | None) -> None:
     raise OutputError(f"--out {out}: exists and is not a directory")
   if os.path.exists(os.path.join(out, "metrics.json")):
     raise OutputError(f"--out {out}: already holds metrics.json; choose a new directory")
+
+
+CHECKPOINT_DIR = "checkpoints"
 
 
 def _write_json_atomic(path: str, obj) -> None:
@@ -137,6 +163,16 @@ def run_evaluate(args: argparse.Namespace) -> int:
   for name in ("limit_train", "limit_test"):
     if getattr(args, name) is not None and getattr(args, name) < 1:
       raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
+  distributed = getattr(args, "distributed", False)
+  if not distributed:
+    stray = [f"--{n.replace('_', '-')}" for n in ("coordinator", "num_processes",
+                                                  "process_id")
+             if getattr(args, n, None) is not None]
+    if stray:
+      raise ConfigError(f"{', '.join(stray)} needs --distributed")
+  if distributed:
+    from ntga.cli import init_distributed
+    init_distributed(args)
   import jax
   from ntga import data
   from victims.train import train_and_evaluate
@@ -144,10 +180,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
                     data_dir=args.data_dir, seed=args.seed)
   test = data.load(args.test or args.train, "test", limit=args.limit_test,
                    data_dir=args.data_dir, seed=args.seed)
+  ckpt = os.path.join(args.out, CHECKPOINT_DIR) if args.out else None
   metrics = train_and_evaluate(jax.random.key(args.seed), train, test, cfg,
-                               progress=not args.no_progress)
+                               progress=not args.no_progress, checkpoint_dir=ckpt)
   metrics.update(seed=args.seed, train_spec=args.train,
                  test_spec=args.test or args.train)
+  if distributed:
+    metrics["processes"] = jax.process_count()
+    if jax.process_index() != 0:
+      return 0  # process 0 reports and writes the output
   print(f"{cfg.victim} ({cfg.defense}): final clean test accuracy "
         f"{metrics['final_test_accuracy']:.4f}, peak {metrics['peak_test_accuracy']:.4f}"
         f" (epoch {metrics['peak_epoch']}/{cfg.epochs}), "
@@ -156,6 +197,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     plot_learning_curve(metrics, os.path.join(args.out, "learning_curve.png"))
     _write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
+    shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete
   return 0
 
 

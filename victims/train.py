@@ -20,13 +20,24 @@ Default recipes (filled in for every ``None`` field of :class:`TrainConfig`):
     (Kingma & Ba, ICLR 2015, default lr 1e-3), no weight decay, constant
     schedule, batch 128, 20 epochs. These settings are ours: the NTGA paper
     (Yuan & Wu, ICML 2021) fixes the architectures but not a training recipe.
+
+Preemption: with ``checkpoint_dir`` the full training state is saved with
+orbax at the end of every epoch and a restarted call continues from the latest
+epoch, finishing with the same metrics as an uninterrupted run.
+
+Several processes (``jax.distributed``): the default mesh spans every device of
+every process; each process holds the whole dataset, draws the same shuffles
+and builds each global batch from the rows its own devices hold.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import hashlib
+import json
 import math
+import os
 import time
 from typing import Any
 
@@ -39,7 +50,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P
 from tqdm.auto import tqdm
 
 from ntga.data._types import Dataset
-from ntga.errors import ConfigError, DataError
+from ntga.errors import ConfigError, DataError, OutputError
 from victims import _names, adversarial, defenses, models
 
 
@@ -300,9 +311,18 @@ def default_mesh(batch_size: int) -> jax.sharding.Mesh:
   """A 1-axis 'data' mesh over the most devices that divide ``batch_size``.
 
   The axis is of type Auto: the compiler propagates shardings, so the train
-  step needs no per-op sharding annotations.
+  step needs no per-op sharding annotations. Over several processes the mesh
+  spans all of their devices, so ``batch_size`` must be a multiple of
+  ``jax.device_count()``.
+
+  Raises:
+    ConfigError: several processes and a batch size their devices do not divide.
   """
   n = jax.device_count()
+  if jax.process_count() > 1 and batch_size % n:
+    # Every process must own a part of the mesh: use all devices or fail.
+    raise ConfigError(f"batch size {batch_size} must be a multiple of the "
+                      f"{n} devices of the {jax.process_count()} processes")
   while batch_size % n:
     n -= 1
   return jax.make_mesh((n,), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
@@ -400,16 +420,148 @@ def _eval_step(params, rest, x, y, mask, *, spec: _StepSpec):
   return jnp.sum(correct), jnp.sum(jnp.where(mask, ce, 0.0))
 
 
+# ------------------------------------------------------------------ placement
+
+def _host(a: jax.Array) -> np.ndarray:
+  """A replicated array's value (also when it spans several processes)."""
+  return np.asarray(a.addressable_data(0))
+
+
+def _put(a: np.ndarray | jax.Array, sharding: NamedSharding) -> jax.Array:
+  """A global array with ``sharding`` from a value every process holds whole.
+
+  Each process fills only its own devices' slices, so this works for meshes
+  that span several processes (the multi-host case) as well as one.
+  """
+  if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+    return jax.random.wrap_key_data(_put(jax.random.key_data(a), sharding),
+                                    impl=jax.random.key_impl(a))
+  a = np.asarray(a)
+  return jax.make_array_from_callback(a.shape, sharding, lambda idx: a[idx])
+
+
+def _put_tree(tree, sharding: NamedSharding):
+  return jax.tree.map(lambda a: _put(a, sharding), tree)
+
+
+# ------------------------------------------------------------------ checkpoints
+
+_SCHEDULE_FREE = ("constant",)  # schedules whose step sizes ignore `epochs`
+
+
+def _fingerprint(key: jax.Array, x_train, y_train, test: Dataset,
+                 cfg: TrainConfig) -> str:
+  """Identifies a run up to its epoch count (data, key and settings)."""
+  h = hashlib.sha256()
+  settings = dataclasses.asdict(cfg)
+  settings.pop("epochs")
+  h.update(json.dumps(settings, sort_keys=True).encode())
+  h.update(np.asarray(jax.random.key_data(key)).tobytes())
+  for a in (x_train, y_train, test.x, test.y):
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()
+
+
+def _flat_state(tree) -> dict[str, jax.Array]:
+  """The leaves of (params, rest, opt_state) by position; PRNG keys as raw data."""
+  leaves = jax.tree.leaves(tree)
+  return {f"{i:05d}": (jax.random.key_data(a)
+                       if jnp.issubdtype(a.dtype, jax.dtypes.prng_key) else a)
+          for i, a in enumerate(leaves)}
+
+
+def _unflat_state(template, flat: dict[str, jax.Array]):
+  """Inverse of :func:`_flat_state` with ``template``'s structure and key impls."""
+  leaves, treedef = jax.tree.flatten(template)
+  out = []
+  for i, t in enumerate(leaves):
+    a = flat[f"{i:05d}"]
+    if jnp.issubdtype(t.dtype, jax.dtypes.prng_key):
+      a = jax.random.wrap_key_data(a, impl=jax.random.key_impl(t))
+    out.append(a)
+  return jax.tree.unflatten(treedef, out)
+
+
+class _EpochCheckpoints:
+  """The training state after each epoch, saved with orbax under a folder.
+
+  orbax writes every checkpoint into a temporary folder and renames it when it
+  is complete, so a run killed mid-save leaves the previous epoch intact. The
+  latest two epochs are kept.
+  """
+
+  def __init__(self, folder: str | os.PathLike, fingerprint: str, epochs: int,
+               schedule_free: bool):
+    import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+    self._ocp = ocp
+    self.folder = os.path.abspath(os.fspath(folder))
+    self.fingerprint = fingerprint
+    self.epochs = epochs
+    self.schedule_free = schedule_free
+    self.manager = ocp.CheckpointManager(
+        self.folder, options=ocp.CheckpointManagerOptions(
+            max_to_keep=2, create=True, enable_async_checkpointing=False,
+            cleanup_tmp_directories=True))
+
+  def restore(self, template, sharding: NamedSharding):
+    """(epoch, state, meta) of the latest checkpoint, or None if there is none.
+
+    Raises:
+      OutputError: the checkpoints belong to another run, or cannot be continued
+        to ``epochs``.
+    """
+    ocp = self._ocp
+    step = self.manager.latest_step()
+    if step is None:
+      return None
+    meta = self.manager.restore(step, args=ocp.args.Composite(
+        meta=ocp.args.JsonRestore()))["meta"]
+    if meta.get("fingerprint") != self.fingerprint:
+      raise OutputError(f"{self.folder} holds checkpoints of a different run (data, "
+                        "seed or settings differ); remove it or choose another folder")
+    if step > self.epochs:
+      raise OutputError(f"{self.folder} holds a checkpoint after epoch {step}, "
+                        f"beyond the {self.epochs} epochs asked for")
+    if meta["epochs"] != self.epochs and not self.schedule_free:
+      raise OutputError(f"{self.folder} holds checkpoints of a {meta['epochs']}-epoch "
+                        f"run whose learning-rate schedule depends on the epoch "
+                        f"count; it cannot continue as a {self.epochs}-epoch run")
+    flat = _flat_state(template)
+    abstract = {k: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=sharding)
+                for k, a in flat.items()}
+    state = self.manager.restore(step, args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract)))["state"]
+    return step, _unflat_state(template, state), meta
+
+  def save(self, epoch: int, state, hist: dict[str, list], elapsed_s: float) -> None:
+    ocp = self._ocp
+    meta = {"fingerprint": self.fingerprint, "epochs": self.epochs,
+            "epoch": epoch, "hist": hist, "elapsed_s": elapsed_s}
+    self.manager.save(epoch, args=ocp.args.Composite(
+        state=ocp.args.StandardSave(_flat_state(state)),
+        meta=ocp.args.JsonSave(meta)))
+    self.manager.wait_until_finished()
+
+  def close(self) -> None:
+    self.manager.close()
+
+
 # ------------------------------------------------------------------ the loop
 
 def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
                        config: TrainConfig, *, progress: bool = True,
-                       mesh: jax.sharding.Mesh | None = None) -> dict[str, Any]:
+                       mesh: jax.sharding.Mesh | None = None,
+                       checkpoint_dir: str | os.PathLike | None = None
+                       ) -> dict[str, Any]:
   """Trains ``config.victim`` on ``train`` and tracks clean ``test`` accuracy.
 
   Deterministic for a given key: the model init, epoch shuffles, augmentation,
-  dropout and PGD starts all derive from ``key`` by ``fold_in``; the result does
-  not depend on the mesh size (up to float reassociation).
+  dropout and PGD starts all derive from ``key`` by ``fold_in`` (shuffles by
+  epoch, augmentation by global step), so the result does not depend on the
+  mesh size (up to float reassociation) nor on where a run was interrupted.
+
+  Under ``jax.distributed`` every process calls this with the same arguments
+  and the same (whole) data; the mesh spans all processes' devices.
 
   Args:
     key: PRNG key.
@@ -419,17 +571,26 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
     progress: show a tqdm bar per epoch.
     mesh: a 1-axis ``'data'`` mesh; default :func:`default_mesh`. Its size must
       divide the batch size.
+    checkpoint_dir: if given, the training state (parameters, batch
+      statistics, RNG counters, optimizer state, epoch and the per-epoch
+      metrics) is saved there with orbax after every epoch (the latest two are
+      kept), and a call that finds a checkpoint of the same run continues after
+      its epoch. With a ``constant`` schedule and no warm-up a finished run can
+      be extended by calling again with more ``epochs``. Over several processes
+      the folder must be on a file system they share.
 
   Returns:
     A dict with ``final_test_accuracy`` and ``peak_test_accuracy`` (fractions),
     ``peak_epoch`` (1-based), per-epoch lists ``test_accuracy``, ``test_loss``,
     ``train_loss``, ``train_accuracy``, ``epoch_time_s``; ``wall_clock_s``,
     ``num_params``, ``num_devices``, ``n_train``, ``n_test``, ``steps_per_epoch``
-    and ``config`` (the resolved config as a dict).
+    ``resumed_from_epoch`` (0 unless continued from a checkpoint) and
+    ``config`` (the resolved config as a dict).
 
   Raises:
     DataError: mismatched image shapes, class counts or labels.
     ConfigError: a bad config.
+    OutputError: ``checkpoint_dir`` holds checkpoints of a different run.
 
   Example:
     >>> from ntga import data
@@ -471,7 +632,7 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
   opt_state = make_optimizer(cfg, steps).init(params)
   replicated = NamedSharding(mesh, P())
   sharded = NamedSharding(mesh, P("data"))
-  params, rest, opt_state = jax.device_put((params, rest, opt_state), replicated)
+  params, rest, opt_state = _put_tree((params, rest, opt_state), replicated)
 
   pad, flip = _augment_ops(cfg, shape)
   spec = _StepSpec(
@@ -492,14 +653,27 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
     correct, loss = 0, 0.0
     for i in range(0, n_eval, eval_batch):
       sl = slice(i, i + eval_batch)
-      c, l = _eval_step(params, rest, *jax.device_put(
-          (x_test[sl], y_test[sl], mask_test[sl]), sharded), spec=spec)
-      correct, loss = correct + c, loss + l
+      c, l = _eval_step(params, rest, _put(x_test[sl], sharded),
+                        _put(y_test[sl], sharded), _put(mask_test[sl], sharded),
+                        spec=spec)
+      correct, loss = correct + _host(c), loss + _host(l)
     return float(correct) / n_test, float(loss) / n_test
 
   hist = {key_: [] for key_ in ("test_accuracy", "test_loss", "train_loss",
                                 "train_accuracy", "epoch_time_s")}
-  for epoch in range(cfg.epochs):
+  first_epoch, earlier_s = 0, 0.0
+  store = None
+  if checkpoint_dir is not None:
+    store = _EpochCheckpoints(
+        checkpoint_dir, _fingerprint(key, x_train, y_train, test, cfg), cfg.epochs,
+        schedule_free=cfg.schedule in _SCHEDULE_FREE and cfg.warmup_epochs == 0)
+    found = store.restore((params, rest, opt_state), replicated)
+    if found is not None:
+      first_epoch, (params, rest, opt_state), meta = found
+      hist = {k_: list(v) for k_, v in meta["hist"].items()}
+      earlier_s = float(meta["elapsed_s"])
+  progress = progress and jax.process_index() == 0
+  for epoch in range(first_epoch, cfg.epochs):
     t0 = time.perf_counter()
     perm = np.asarray(jax.random.permutation(jax.random.fold_in(k_shuffle, epoch),
                                              n_train))
@@ -508,14 +682,14 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
                disable=not progress, leave=False)
     for s in bar:
       idx = perm[s * batch:(s + 1) * batch]
-      xb, yb = jax.device_put((x_train[idx], y_train[idx]), sharded)
+      xb, yb = _put(x_train[idx], sharded), _put(y_train[idx], sharded)
       params, rest, opt_state, loss, acc = _train_step(
           params, rest, opt_state, xb, yb, epoch * steps + s, k_step, spec=spec)
       losses.append(loss)
       accs.append(acc)
     test_acc, test_loss = evaluate(params, rest)
-    hist["train_loss"].append(float(np.mean(jax.device_get(losses))))
-    hist["train_accuracy"].append(float(np.mean(jax.device_get(accs))))
+    hist["train_loss"].append(float(np.mean([_host(v) for v in losses])))
+    hist["train_accuracy"].append(float(np.mean([_host(v) for v in accs])))
     hist["test_accuracy"].append(test_acc)
     hist["test_loss"].append(test_loss)
     hist["epoch_time_s"].append(time.perf_counter() - t0)
@@ -523,6 +697,11 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
       tqdm.write(f"{cfg.victim} epoch {epoch + 1}/{cfg.epochs}: train loss "
                  f"{hist['train_loss'][-1]:.4f} acc {hist['train_accuracy'][-1]:.4f}"
                  f" | test acc {test_acc:.4f}")
+    if store is not None:
+      store.save(epoch + 1, (params, rest, opt_state), hist,
+                 earlier_s + time.perf_counter() - start)
+  if store is not None:
+    store.close()
 
   peak = int(np.argmax(hist["test_accuracy"]))
   return {
@@ -530,12 +709,13 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
       "peak_test_accuracy": hist["test_accuracy"][peak],
       "peak_epoch": peak + 1,
       **hist,
-      "wall_clock_s": time.perf_counter() - start,
+      "wall_clock_s": earlier_s + time.perf_counter() - start,
       "num_params": num_params,
       "num_devices": n_dev,
       "n_train": n_train,
       "n_test": n_test,
       "batch_size": batch,
       "steps_per_epoch": steps,
+      "resumed_from_epoch": first_epoch,
       "config": dataclasses.asdict(cfg),
   }
