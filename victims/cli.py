@@ -176,10 +176,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
   import jax
   from ntga import data
   from victims.train import train_and_evaluate
+  # --limit-* take the fixed (seed 0) stratified order, the same rows as
+  # `ntga poison --limit`, whatever the training --seed.
   train = data.load(args.train, "train", limit=args.limit_train,
-                    data_dir=args.data_dir, seed=args.seed)
+                    data_dir=args.data_dir)
   test = data.load(args.test or args.train, "test", limit=args.limit_test,
-                   data_dir=args.data_dir, seed=args.seed)
+                   data_dir=args.data_dir)
   ckpt = os.path.join(args.out, CHECKPOINT_DIR) if args.out else None
   metrics = train_and_evaluate(jax.random.key(args.seed), train, test, cfg,
                                progress=not args.no_progress, checkpoint_dir=ckpt)
@@ -226,10 +228,10 @@ def run_separability(args: argparse.Namespace) -> int:
   import jax
   from ntga import data
   from victims.separability import linear_separability
-  ds = data.load(args.data, args.split, limit=args.limit, data_dir=args.data_dir,
-                 seed=args.seed)
+  ds = data.load(args.data, args.split, limit=args.limit, data_dir=args.data_dir)
   x_clean = None
   if args.clean:
+    # The whole clean split: --data rows map to it through their index.
     clean = data.load(args.clean, args.split, data_dir=args.data_dir)
     if clean.x.shape[1:] != ds.x.shape[1:]:
       raise DataError(f"--clean images are {clean.x.shape[1:]} but --data images "
