@@ -44,3 +44,16 @@ def conv(in_ch: int, out_ch: int, kernel: int, *, rngs: nnx.Rngs, stride: int = 
 def batch_norm(ch: int, *, rngs: nnx.Rngs) -> nnx.BatchNorm:
   """Batch norm with PyTorch-like momentum (0.9 running-average decay)."""
   return nnx.BatchNorm(ch, momentum=0.9, epsilon=1e-5, rngs=rngs)
+
+
+def preact_head(model, x: jax.Array) -> jax.Array:
+  """stem -> layers -> ReLU(BN) -> global average pool -> linear head.
+
+  The forward pass shared by the pre-activation networks (DenseNet,
+  Wide ResNet): ``model`` has ``stem``, ``layers``, ``bn`` and ``head``.
+  """
+  x = model.stem(x)
+  for layer in model.layers:
+    x = layer(x)
+  x = jax.nn.relu(model.bn(x))
+  return model.head(global_avg_pool(x))

@@ -61,8 +61,4 @@ class DenseNet(nnx.Module):
     self.head = nnx.Linear(ch, num_classes, rngs=rngs)
 
   def __call__(self, x: jax.Array) -> jax.Array:
-    x = self.stem(x)
-    for layer in self.layers:
-      x = layer(x)
-    x = jax.nn.relu(self.bn(x))
-    return self.head(_common.global_avg_pool(x))
+    return _common.preact_head(self, x)
