@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from ntga import io
 from ntga.errors import DataError, NTGAError, OutputError
 
 HERE = Path(__file__).resolve().parent
@@ -206,12 +206,9 @@ def render(records: list[dict[str, Any]], out: Path) -> str:
 
 def _write_text(path: Path, text: str) -> None:
   """Writes ``text`` to a temp file beside ``path``, then renames it."""
-  tmp = path.with_name(f".{path.name}.tmp")
   try:
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    io.atomic_write(path, lambda f: f.write(text.encode()))
   except OSError as e:
-    tmp.unlink(missing_ok=True)
     raise OutputError(f"cannot write {path}: {e.strerror}") from e
 
 

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntga import predict, surrogates
+from ntga import io, predict, surrogates
 from ntga.errors import ConfigError, OutputError
 
 # Sub-key streams: fold_in(key, stream) then fold_in(., id).
@@ -344,7 +344,8 @@ class _BlockStore:
                           "run (data, seed or config differ); remove it or "
                           "use --overwrite")
     else:
-      _atomic_write_bytes(meta, json.dumps({"fingerprint": fingerprint}).encode())
+      io.atomic_write(meta, lambda f: f.write(
+          json.dumps({"fingerprint": fingerprint}).encode()))
 
   def path(self, block_id: int) -> Path:
     return self.folder / f"block_{block_id:06d}.npy"
@@ -354,16 +355,7 @@ class _BlockStore:
     return np.load(p) if p.exists() else None
 
   def save(self, block_id: int, rows: np.ndarray) -> None:
-    tmp = self.path(block_id).with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-      np.save(f, rows)
-    os.replace(tmp, self.path(block_id))
-
-
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-  tmp = path.with_name(path.name + ".tmp")
-  tmp.write_bytes(data)
-  os.replace(tmp, path)
+    io.atomic_write(self.path(block_id), lambda f: np.save(f, rows))
 
 
 # --------------------------------------------------------------------------

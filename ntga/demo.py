@@ -65,10 +65,9 @@ def save_figure(path: Path, x_clean: np.ndarray, x_poisoned: np.ndarray,
       axes[row, 0].set_ylabel(class_names[c], rotation=0, labelpad=12)
   fig.suptitle("NTGA on digits: clean | poisoned | amplified perturbation")
   fig.tight_layout()
-  tmp = path.with_name(f".{path.name}.tmp.png")
-  fig.savefig(tmp, dpi=80)
+  from ntga import io  # pylint: disable=g-import-not-at-top
+  io.atomic_write(path, lambda f: fig.savefig(f, dpi=80, format="png"))
   plt.close(fig)
-  tmp.replace(path)
 
 
 def main(out: str = "ntga-demo", seed: int = 0, overwrite: bool = False,

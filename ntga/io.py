@@ -105,8 +105,12 @@ def prepare_output(out: str | os.PathLike, *, overwrite: bool,
   return out
 
 
-def _atomic(path: Path, write) -> None:
-  """Calls ``write(file)`` on a temp file beside ``path``, then renames."""
+def atomic_write(path: str | os.PathLike, write) -> None:
+  """Calls ``write(binary_file)`` on a temp file beside ``path``, then renames.
+
+  A killed or failing writer leaves ``path`` as it was (old or absent).
+  """
+  path = Path(path)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
                              suffix=".tmp")
   try:
@@ -122,7 +126,7 @@ def _atomic(path: Path, write) -> None:
 def write_json(path: str | os.PathLike, obj: Any) -> None:
   """Writes ``obj`` as indented JSON, atomically."""
   data = json.dumps(obj, indent=2, sort_keys=False, default=_json_default)
-  _atomic(Path(path), lambda f: f.write(data.encode() + b"\n"))
+  atomic_write(path, lambda f: f.write(data.encode() + b"\n"))
 
 
 def _json_default(obj):
@@ -137,7 +141,7 @@ def _json_default(obj):
 
 def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
   """Writes arrays to an uncompressed .npz, atomically."""
-  _atomic(Path(path), lambda f: np.savez(f, **arrays))
+  atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
 def write_pngs(folder: Path, x: np.ndarray, y: np.ndarray, index: np.ndarray,

@@ -23,9 +23,9 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 from fractions import Fraction
 
+from ntga import io
 from ntga.errors import ConfigError, NTGAError, OutputError
 
 
@@ -103,14 +103,6 @@ def _check_out(out: str | None) -> None:
 CHECKPOINT_DIR = "checkpoints"
 
 
-def _write_json_atomic(path: str, obj) -> None:
-  d = os.path.dirname(path) or "."
-  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".json")
-  with os.fdopen(fd, "w") as f:
-    json.dump(obj, f, indent=2)
-  os.replace(tmp, path)
-
-
 def plot_learning_curve(metrics: dict, path: str) -> None:
   """Writes a PNG of per-epoch train/test accuracy and train loss."""
   import matplotlib
@@ -132,12 +124,8 @@ def plot_learning_curve(metrics: dict, path: str) -> None:
   lines2 = ax2.get_legend_handles_labels()
   ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="lower right")
   fig.tight_layout()
-  d = os.path.dirname(path) or "."
-  fd, tmp = tempfile.mkstemp(dir=d, prefix=".tmp-", suffix=".png")
-  os.close(fd)
-  fig.savefig(tmp, dpi=100, format="png")
+  io.atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
   plt.close(fig)
-  os.replace(tmp, path)
 
 
 def config_from_args(args: argparse.Namespace):
@@ -198,7 +186,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
   if args.out:
     os.makedirs(args.out, exist_ok=True)
     plot_learning_curve(metrics, os.path.join(args.out, "learning_curve.png"))
-    _write_json_atomic(os.path.join(args.out, "metrics.json"), metrics)
+    io.write_json(os.path.join(args.out, "metrics.json"), metrics)
     shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete
   return 0
 
@@ -251,7 +239,7 @@ def run_separability(args: argparse.Namespace) -> int:
     os.makedirs(args.out, exist_ok=True)
     res.update(data=args.data, clean=args.clean, split=args.split, seed=args.seed,
                epochs=args.epochs, lr=args.lr, n=len(ds.x))
-    _write_json_atomic(os.path.join(args.out, "separability.json"), res)
+    io.write_json(os.path.join(args.out, "separability.json"), res)
   return 0
 
 
