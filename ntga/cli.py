@@ -111,29 +111,42 @@ def _add_poison(sub) -> None:
                  help="also write OUT/train/<class>/<index>.png")
   p.add_argument("--overwrite", action="store_true",
                  help="allow a non-empty OUT")
-  dist = p.add_argument_group(
+  add_distributed_arguments(
+      p, "poisons its share of the blocks (OUT must be on a file system they "
+      "share) and process 0 writes the output")
+  p.set_defaults(func=run_poison)
+
+
+def add_distributed_arguments(parser: argparse.ArgumentParser,
+                              role: str) -> None:
+  """Adds --distributed, --coordinator, --num-processes and --process-id.
+
+  Args:
+    parser: the sub-command's parser.
+    role: what each process does, for the group's help text.
+  """
+  dist = parser.add_argument_group(
       "several processes", "--distributed runs jax.distributed.initialize(); "
-      "every process runs the same command, poisons its share of the blocks "
-      "(OUT must be on a file system they share) and process 0 writes the "
-      "output. Unset values come from JAX_COORDINATOR_ADDRESS, "
-      "JAX_NUM_PROCESSES, JAX_PROCESS_ID, or JAX's cluster detection "
-      "(SLURM, Open MPI, TPU, Kubernetes).")
+      f"every process runs the same command, {role}. Unset values come from "
+      "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, or JAX's "
+      "cluster detection (SLURM, Open MPI, TPU, Kubernetes).")
   dist.add_argument("--distributed", action="store_true",
                     help="join a multi-process (multi-host) run")
   dist.add_argument("--coordinator", default=None, metavar="HOST:PORT",
                     help="address of process 0's coordinator")
   dist.add_argument("--num-processes", type=int, default=None)
   dist.add_argument("--process-id", type=int, default=None)
-  p.set_defaults(func=run_poison)
 
 
 def check_distributed_flags(args: argparse.Namespace) -> None:
   """Rejects --coordinator/--num-processes/--process-id without --distributed."""
   if args.distributed:
     return
-  for flag in ("coordinator", "num_processes", "process_id"):
-    if getattr(args, flag) is not None:
-      raise ConfigError(f"--{flag.replace('_', '-')} needs --distributed")
+  stray = [f"--{flag.replace('_', '-')}"
+           for flag in ("coordinator", "num_processes", "process_id")
+           if getattr(args, flag) is not None]
+  if stray:
+    raise ConfigError(f"{', '.join(stray)} needs --distributed")
 
 
 def init_distributed(args: argparse.Namespace) -> None:

@@ -75,20 +75,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                       help="write metrics.json and learning_curve.png here; "
                            "per-epoch checkpoints go to DIR/checkpoints/ and a "
                            "rerun of a killed run resumes from them")
-  dist = parser.add_argument_group(
-      "several processes", "--distributed runs jax.distributed.initialize(); "
-      "every process runs the same command on the same data, trains on its "
-      "share of each batch (data parallel over all processes' devices) and "
-      "process 0 writes the output (OUT must be on a file system they share). "
-      "Unset values come from JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, "
-      "JAX_PROCESS_ID, or JAX's cluster detection (SLURM, Open MPI, TPU, "
-      "Kubernetes).")
-  dist.add_argument("--distributed", action="store_true",
-                    help="join a multi-process (multi-host) run")
-  dist.add_argument("--coordinator", metavar="HOST:PORT",
-                    help="address of process 0's coordinator")
-  dist.add_argument("--num-processes", type=int)
-  dist.add_argument("--process-id", type=int)
+  from ntga.cli import add_distributed_arguments
+  add_distributed_arguments(
+      parser, "on the same data, trains on its share of each batch (data "
+      "parallel over all processes' devices) and process 0 writes the output "
+      "(OUT must be on a file system they share)")
 
 
 def _check_out(out: str | None) -> None:
@@ -151,15 +142,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
   for name in ("limit_train", "limit_test"):
     if getattr(args, name) is not None and getattr(args, name) < 1:
       raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
-  distributed = getattr(args, "distributed", False)
-  if not distributed:
-    stray = [f"--{n.replace('_', '-')}" for n in ("coordinator", "num_processes",
-                                                  "process_id")
-             if getattr(args, n, None) is not None]
-    if stray:
-      raise ConfigError(f"{', '.join(stray)} needs --distributed")
+  from ntga.cli import check_distributed_flags, init_distributed
+  check_distributed_flags(args)
+  distributed = args.distributed
   if distributed:
-    from ntga.cli import init_distributed
     init_distributed(args)
   import jax
   from ntga import data
