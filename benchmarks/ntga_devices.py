@@ -22,7 +22,9 @@ import sys
 import time
 from pathlib import Path
 
-DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+from benchmarks.configs import shared_data
+
+DEFAULT_MNIST = shared_data() / "mnist"
 
 
 def run_one(mnist: str, limit: int, block: int, targets: int) -> dict:

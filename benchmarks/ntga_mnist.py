@@ -30,9 +30,10 @@ import optax
 from flax import nnx
 
 from benchmarks import _records
+from benchmarks.configs import shared_data
 from ntga import cli, data
 
-DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+DEFAULT_MNIST = shared_data() / "mnist"
 
 
 class MLP(nnx.Module):

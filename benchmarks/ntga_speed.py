@@ -36,10 +36,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from benchmarks import _records
+from benchmarks.configs import shared_data
 from ntga import attack, data, surrogates
 from ntga.errors import ConfigError
 
-DEFAULT_MNIST = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+DEFAULT_MNIST = shared_data() / "mnist"
 
 
 def _ours(kernel_fn, xb, yb, tx, ty, t):
