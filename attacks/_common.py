@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntga import bounds
+from ntga.bounds import eps_levels  # noqa: F401  (used by attacks and tests)
 from ntga.errors import ConfigError, DataError
 
 
@@ -56,21 +58,12 @@ def num_classes(y: np.ndarray) -> int:
   return int(y.max()) + 1 if len(y) else 0
 
 
-def eps_levels(eps: float) -> int:
-  """The largest per-pixel change in uint8 levels allowed by ``eps``.
-
-  Example:
-    >>> eps_levels(8 / 255)
-    8
-  """
-  return int(math.floor(eps * 255 + 1e-6))
-
-
 def to_uint8_within(x: np.ndarray, x_float: jax.Array, eps: float) -> np.ndarray:
   """Rounds float images in [0, 1] to uint8 within ``eps`` levels of ``x``.
 
-  The perturbation is clipped in integer grey levels after rounding, so the
-  bound holds exactly, and the result stays in [0, 255].
+  The perturbation is clipped in integer grey levels after rounding (through
+  :func:`ntga.bounds.quantize`, the rule NTGA uses too), so the bound holds
+  exactly, and the result stays in [0, 255].
 
   Args:
     x: clean uint8 images.
@@ -80,11 +73,7 @@ def to_uint8_within(x: np.ndarray, x_float: jax.Array, eps: float) -> np.ndarray
   Returns:
     uint8 numpy array of x's shape.
   """
-  lv = eps_levels(eps)
-  q = np.rint(np.asarray(x_float, np.float32) * 255.0)
-  xi = x.astype(np.int16)
-  q = np.clip(q, xi - lv, xi + lv)
-  return np.clip(q, 0, 255).astype(np.uint8)
+  return bounds.quantize(x, x_float, eps, "linf")
 
 
 def check_range(cfg, name: str, lo: float, hi: float, *, lo_open=False, hi_open=False):

@@ -48,6 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntga import io, predict, surrogates
+from ntga.bounds import quantize  # noqa: F401  (public: attack.quantize)
 from ntga.errors import ConfigError, OutputError
 
 # Sub-key streams: fold_in(key, stream) then fold_in(., id).
@@ -289,32 +290,6 @@ def attack_block(key: jax.Array, x0: jax.Array, y_block: jax.Array,
     return _project(x, x0, eps, norm)
 
   return jax.lax.fori_loop(0, config.steps, body, x)
-
-
-def quantize(x_clean: np.ndarray, x_adv: np.ndarray, eps: float,
-             norm: str) -> np.ndarray:
-  """Rounds poisoned float images to uint8 without leaving the eps-ball.
-
-  For L_inf the per-pixel change is clipped to floor(eps * 255) levels after
-  rounding; for L2 it is truncated toward zero, which cannot increase its norm.
-
-  Args:
-    x_clean: uint8 clean images.
-    x_adv: float images in [0, 1].
-    eps: the bound in [0, 1] units.
-    norm: ``"linf"`` or ``"l2"``.
-
-  Returns:
-    uint8 images with |x_out - x_clean| <= eps * 255 (per pixel or per image).
-  """
-  clean = x_clean.astype(np.int32)
-  target = np.asarray(x_adv, np.float64) * 255.0
-  if norm == "linf":
-    levels = math.floor(eps * 255 + 1e-6)
-    delta = np.clip(np.rint(target) - clean, -levels, levels)
-  else:
-    delta = np.trunc(target - clean)
-  return np.clip(clean + delta, 0, 255).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------
