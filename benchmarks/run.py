@@ -1,6 +1,6 @@
 """Runs one benchmark config and records it, or reuses the cached record.
 
-  python -m benchmarks.run CONFIG [--smoke] [--out DIR] [--force]
+  python -m benchmarks.run CONFIG [--smoke] [--out DIR] [--force] [--cells PAT]
 
 CONFIG names a module of :mod:`benchmarks.configs`. The record lands in
 ``DIR/<CONFIG>-<hash>.json`` (DIR defaults to ``benchmarks/results/``), where
@@ -9,7 +9,9 @@ already run is not recomputed (``--force`` recomputes it), so a long matrix is
 filled in over several sittings. A record holds the config and its hash, the
 seeds, library versions, the machine, the wall-clock, the metrics and the
 command line; smoke records are marked ``"smoke": true`` and left out of
-``python -m benchmarks.report``.
+``python -m benchmarks.report``. A ``table`` config is cached cell by cell
+instead (see :mod:`benchmarks._tables`): ``--cells 'ROW / COL'`` (or an
+fnmatch pattern such as ``'cnn / *'``) runs a part of it.
 
 Example:
   >>> from benchmarks import run
@@ -123,6 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
                  help="results folder (default: benchmarks/results)")
   p.add_argument("--force", action="store_true",
                  help="recompute even if this config's record exists")
+  p.add_argument("--cells", default=None, metavar="PATTERN",
+                 help="table configs only: run only the cells named 'ROW / COL' "
+                 "that match this fnmatch pattern")
   return p
 
 
@@ -131,6 +136,20 @@ def main(argv: Sequence[str] | None = None) -> int:
   argv = list(sys.argv[1:] if argv is None else argv)
   args = build_parser().parse_args(argv)
   try:
+    config = configs.load(args.config, smoke=args.smoke)
+    if config["kind"] == "table":
+      from benchmarks import _tables  # pylint: disable=g-import-not-at-top
+      status = _tables.run_table(args.config, config, smoke=args.smoke,
+                                 out=Path(args.out), force=args.force,
+                                 cells=args.cells)
+      counts = {s: sum(c["status"] == s for c in status["cells"])
+                for s in ("run", "cached", "skipped")}
+      print(f"{args.config}: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+            + f" cells; records in {Path(args.out) / args.config}")
+      return 0
+    if args.cells is not None:
+      raise ConfigError(f"--cells applies to table configs only; "
+                        f"{args.config} is a {config['kind']!r} config")
     record, path, cached = run_config(args.config, smoke=args.smoke,
                                       out=Path(args.out), force=args.force,
                                       argv=argv)
