@@ -17,40 +17,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntga import bounds
+from ntga import bounds, data
 from ntga.bounds import eps_levels  # noqa: F401  (used by attacks and tests)
-from ntga.errors import ConfigError, DataError
+from ntga.errors import ConfigError
 
 
 def check_inputs(x, y) -> tuple[np.ndarray, np.ndarray]:
-  """Validates and converts the image / label arrays every attack receives.
-
-  Args:
-    x: uint8 images (N, H, W, C), numpy or jax.
-    y: integer labels (N,), numpy or jax, values >= 0.
-
-  Returns:
-    ``(x, y)`` as numpy uint8 and int64 arrays.
-
-  Raises:
-    DataError: wrong dtype, rank, length mismatch or negative labels.
-
-  Example:
-    >>> x, y = check_inputs(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]))
-  """
-  x = np.asarray(x)
-  y = np.asarray(y)
-  if x.dtype != np.uint8:
-    raise DataError(f"images must be uint8, got dtype {x.dtype}")
-  if x.ndim != 4:
-    raise DataError(f"images must be NHWC (4 dims), got shape {x.shape}")
-  if y.ndim != 1 or len(y) != len(x):
-    raise DataError(f"labels must have shape ({len(x)},), got {y.shape}")
-  if not np.issubdtype(y.dtype, np.integer):
-    raise DataError(f"labels must be integers, got dtype {y.dtype}")
-  if len(y) and y.min() < 0:
-    raise DataError(f"labels must be >= 0, got {int(y.min())}")
-  return x, y.astype(np.int64)
+  """:func:`ntga.data.check_arrays`: uint8 NHWC images, int64 labels >= 0."""
+  return data.check_arrays(x, y)
 
 
 def num_classes(y: np.ndarray) -> int:

@@ -47,7 +47,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntga import io, predict, surrogates
+from ntga import data, io, predict, surrogates
 from ntga.bounds import quantize  # noqa: F401  (public: attack.quantize)
 from ntga.errors import ConfigError, OutputError
 
@@ -383,19 +383,16 @@ def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
     (N, H, W, C) uint8 poisoned images in the input order, each within eps of
     its clean image after rounding.
 
+  Raises:
+    DataError: x is not uint8 NHWC, or labels are not (N,) integers in
+      ``[0, num_classes)``.
+    ConfigError: bad settings (see :class:`NTGAConfig`).
+
   Example:
     >>> xp = poison(jax.random.key(0), ds.x, ds.y, NTGAConfig(block_size=256))
   """
-  x = np.asarray(x)
-  y = np.asarray(y).astype(np.int64)
-  if x.ndim != 4 or x.dtype != np.uint8:
-    raise ConfigError(f"x must be uint8 of shape (N, H, W, C), got "
-                      f"{x.dtype} {x.shape}")
-  if y.shape != (x.shape[0],):
-    raise ConfigError(f"y must have shape ({x.shape[0]},), got {y.shape}")
+  x, y = data.check_arrays(x, y, num_classes)
   num_classes = int(y.max()) + 1 if num_classes is None else num_classes
-  if y.min() < 0 or y.max() >= num_classes:
-    raise ConfigError(f"labels must lie in [0, {num_classes})")
   cfg = resolve(config, x.shape[1:])
   kernel_fn = surrogates.get(cfg.surrogate, num_classes)
 

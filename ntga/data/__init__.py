@@ -10,8 +10,9 @@ Example:
   ((50, 8, 8, 1), 10)
 """
 
+from ntga.data._arrays import check_arrays
 from ntga.data._limit import stratified_order
 from ntga.data._load import load
 from ntga.data._types import Dataset
 
-__all__ = ["Dataset", "load", "stratified_order"]
+__all__ = ["Dataset", "check_arrays", "load", "stratified_order"]

@@ -66,6 +66,34 @@ def as_labels(y: np.ndarray, n: int, where: str) -> np.ndarray:
   return y.astype(np.int64)
 
 
+def check_arrays(x, y, num_classes: int | None = None
+                 ) -> tuple[np.ndarray, np.ndarray]:
+  """Validates the image / label arrays an attack receives (strict: no casts).
+
+  Args:
+    x: uint8 images (N, H, W, C), numpy or jax.
+    y: integer labels (N,), numpy or jax, values >= 0.
+    num_classes: if given, labels must also be below it.
+
+  Returns:
+    ``(x, y)`` as numpy uint8 and int64 arrays.
+
+  Raises:
+    DataError: wrong dtype, rank, length mismatch or a label out of range.
+
+  Example:
+    >>> x, y = check_arrays(np.zeros((2, 4, 4, 3), np.uint8), np.array([0, 1]))
+  """
+  x, y = np.asarray(x), np.asarray(y)
+  if x.dtype != np.uint8 or x.ndim != 4:
+    raise DataError(f"images must be uint8 of shape (N, H, W, C), got "
+                    f"{x.dtype} {x.shape}")
+  y = as_labels(y, len(x), "labels")
+  if num_classes is not None and len(y) and int(y.max()) >= num_classes:
+    raise DataError(f"labels must lie in [0, {num_classes}), got {int(y.max())}")
+  return x, y
+
+
 def default_class_names(y: np.ndarray) -> tuple[str, ...]:
   """``("0", "1", ..., str(max(y)))``; empty when there are no labels."""
   return tuple(str(i) for i in range(int(y.max()) + 1 if len(y) else 0))
