@@ -105,10 +105,18 @@ def prepare_output(out: str | os.PathLike, *, overwrite: bool,
   return out
 
 
+def _umask() -> int:
+  mask = os.umask(0)  # reading the umask means setting it; put it back at once
+  os.umask(mask)
+  return mask
+
+
 def atomic_write(path: str | os.PathLike, write) -> None:
   """Calls ``write(binary_file)`` on a temp file beside ``path``, then renames.
 
-  A killed or failing writer leaves ``path`` as it was (old or absent).
+  A killed or failing writer leaves ``path`` as it was (old or absent). The
+  file gets the usual permissions (0666 less the umask), not the temp file's
+  owner-only 0600.
   """
   path = Path(path)
   fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.",
@@ -116,6 +124,7 @@ def atomic_write(path: str | os.PathLike, write) -> None:
   try:
     with os.fdopen(fd, "wb") as f:
       write(f)
+      os.fchmod(f.fileno(), 0o666 & ~_umask())
     os.replace(tmp, path)
   except BaseException:
     if os.path.exists(tmp):

@@ -53,6 +53,11 @@ def test_poison_writes_npz_manifest_and_pngs(run_dir):
   png = np.asarray(Image.open(run_dir / "train" / name / f"{index[5]}.png"))
   np.testing.assert_array_equal(png, x[5, ..., 0])
   assert not (run_dir / ".checkpoints").exists()
+  # Ordinary permissions (0666 less the umask), not the temp files' 0600.
+  umask = os.umask(0)
+  os.umask(umask)
+  for f in ("train.npz", "manifest.json"):
+    assert (run_dir / f).stat().st_mode & 0o777 == 0o666 & ~umask
 
 
 def test_output_loads_back_as_a_data_spec(run_dir):
