@@ -85,7 +85,7 @@ def _load(spec: str, split: str, limit: int | None):
   return data.load(resolve_spec(spec), split, limit=limit)
 
 
-def _attack_config(attack, settings: dict[str, Any]):
+def attack_config(attack, settings: dict[str, Any]):
   """``attack.config_cls(**settings)``, naming unknown keys in the error."""
   known = {f.name for f in dataclasses.fields(attack.config_cls)}
   unknown = sorted(set(settings) - known)
@@ -132,7 +132,7 @@ def poisoned_train_set(cell: dict[str, Any], *, cache: Path):
     folder.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     manifest, x_full = cli.poison_dataset(
-        attack, _attack_config(attack, a["settings"]), train, seed=a["seed"],
+        attack, attack_config(attack, a["settings"]), train, seed=a["seed"],
         ratio=None, out=folder)
     manifest.pop("versions")
     info = {**manifest, "wall_clock_s": time.perf_counter() - start}
@@ -149,7 +149,16 @@ def poisoned_train_set(cell: dict[str, Any], *, cache: Path):
           {**info, "n_train": len(train), "cached": cached})
 
 
-def _summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
+  """Mean and sample std (ddof=1; 0 for one seed) of final and peak accuracy.
+
+  Args:
+    per_seed: one dict per seed with at least ``final`` and ``peak``.
+
+  Returns:
+    ``final_mean``, ``final_std``, ``peak_mean``, ``peak_std`` and
+    ``per_seed`` itself.
+  """
   out: dict[str, Any] = {}
   for field in ("final", "peak"):
     a = np.asarray([r[field] for r in per_seed], np.float64)
@@ -183,7 +192,7 @@ def run_cell(cell: dict[str, Any], *, cache: Path) -> dict[str, Any]:
                      "test_accuracy": m["test_accuracy"],
                      "wall_clock_s": m["wall_clock_s"]})
   return {"poison": poison, "n_train": len(train), "n_test": len(test),
-          **_summary(per_seed)}
+          **summarize(per_seed)}
 
 
 def cell_hash(cell: dict[str, Any]) -> str:

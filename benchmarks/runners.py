@@ -20,34 +20,11 @@ from typing import Any, Callable
 
 import numpy as np
 
+from benchmarks import _block_sweep
+from benchmarks._tables import MIN_SEEDS, attack_config, summarize
 from benchmarks.configs import resolve_spec
 from ntga.errors import ConfigError
 
-MIN_SEEDS = 3
-
-
-def _attack_config(attack, settings: dict[str, Any]):
-  """``attack.config_cls(**settings)``, naming unknown keys in the error."""
-  known = {f.name for f in dataclasses.fields(attack.config_cls)}
-  unknown = sorted(set(settings) - known)
-  if unknown:
-    raise ConfigError(f"unknown setting(s) {', '.join(unknown)} for attack "
-                      f"{attack.name!r}; known: {', '.join(sorted(known))}")
-  return attack.config_cls(**settings)
-
-
-def mean_std(values: list[float]) -> tuple[float, float]:
-  """Mean and sample standard deviation (ddof=1; 0.0 for one value)."""
-  a = np.asarray(values, np.float64)
-  return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
-
-
-def _summary(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
-  out: dict[str, Any] = {"per_seed": per_seed}
-  for field in ("final", "peak"):
-    out[f"{field}_mean"], out[f"{field}_std"] = mean_std(
-        [r[field] for r in per_seed])
-  return out
 
 
 # --------------------------------------------------------------------------
@@ -91,7 +68,7 @@ def poison_eval(config: dict[str, Any]) -> dict[str, Any]:
   attack = attacks.get(a["name"])
   start = time.perf_counter()
   manifest, x_poisoned = cli.poison_dataset(
-      attack, _attack_config(attack, a["settings"]), train, seed=a["seed"],
+      attack, attack_config(attack, a["settings"]), train, seed=a["seed"],
       ratio=a["ratio"])
   manifest.pop("versions")
   poison = {**manifest, "wall_clock_s": time.perf_counter() - start,
@@ -113,7 +90,7 @@ def poison_eval(config: dict[str, Any]) -> dict[str, Any]:
                          "wall_clock_s": m["wall_clock_s"]})
       results.append({"train_set": set_name, "victim": cfg.victim,
                       "defense": cfg.defense, "epochs": cfg.epochs,
-                      **_summary(per_seed)})
+                      **summarize(per_seed)})
   return {"poison": poison, "results": results}
 
 
@@ -141,7 +118,7 @@ def attack_speed(config: dict[str, Any]) -> dict[str, Any]:
     full = data.load(resolve_spec(d["spec"]), "train", limit=d["limit"])
     for a in config["attacks"]:
       attack = attacks.get(a["name"])
-      cfg = _attack_config(attack, a["settings"])
+      cfg = attack_config(attack, a["settings"])
       ds = full
       if a.get("limit") is not None and a["limit"] < len(full):
         ds = data.load(resolve_spec(d["spec"]), "train", limit=a["limit"])
@@ -198,4 +175,5 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "poison_eval": poison_eval,
     "attack_speed": attack_speed,
     "ntga_step_speed": ntga_step_speed,
+    "ntga_block_sweep": _block_sweep.run,
 }
