@@ -744,7 +744,7 @@ def _devices_lines(lines: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
   return out, cmds
 
 
-AV_KNOWN = {"benchmark", "command", "spec", "limit", "test_limit", "epochs", "attack",
+AV_KNOWN = {"benchmark", "command", "spec", "limit", "test_limit", "epochs", "attack", "augment",
             "attack_config", "seed", "victim", "final_test_accuracy",
             "peak_test_accuracy", "poison_seconds", "train_seconds", "machine",
             "versions", "started_utc"}
@@ -753,19 +753,20 @@ AV_KNOWN = {"benchmark", "command", "spec", "limit", "test_limit", "epochs", "at
 def _attacks_victims_lines(lines: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
   def key(r):
     return [r.get(k) for k in ("spec", "limit", "test_limit", "epochs", "attack",
-                               "attack_config", "seed", "victim")]
+                               "attack_config", "seed", "victim", "augment")]
   newest = _newest_per_setting(lines, key)
   groups: dict[str, list[dict[str, Any]]] = {}
   for r in newest:
     g = json.dumps([r.get(k) for k in ("spec", "limit", "test_limit", "epochs",
-                                       "victim")])
+                                       "victim", "augment")])
     groups.setdefault(g, []).append(r)
   out, cmds = [], []
   for g, recs in groups.items():
-    spec, limit, test_limit, epochs, victim = json.loads(g)
+    spec, limit, test_limit, epochs, victim, augment = json.loads(g)
     out += [f"`{victim}` on `{spec}`: {limit} training images, "
             f"{test_limit if test_limit is not None else 'all'} test images, "
-            f"{epochs} epochs.", ""]
+            f"{epochs} epochs"
+            + (f", victim augmentation `{augment}`." if augment else "."), ""]
     by_attack: dict[str, list[dict[str, Any]]] = {}
     for r in recs:
       a = json.dumps([r["attack"], r.get("attack_config")], sort_keys=True)

@@ -56,6 +56,23 @@ def load(name: str, smoke: bool = False) -> dict[str, Any]:
   return config
 
 
+def cpu_preset(attack: str) -> dict[str, Any]:
+  """Settings of an EM/REM config's ``cpu()`` preset that differ from the paper's.
+
+  Args:
+    attack: ``"em"`` or ``"rem"``.
+
+  Returns:
+    ``{field: value}`` of ``Config.cpu()`` where it differs from ``Config()``,
+    to pass as an attack's ``settings`` (so a config's hash follows the preset).
+  """
+  import dataclasses  # pylint: disable=g-import-not-at-top
+  from attacks import em, rem  # pylint: disable=g-import-not-at-top
+  cls = {"em": em.EMConfig, "rem": rem.REMConfig}[attack]
+  preset, paper = dataclasses.asdict(cls.cpu()), dataclasses.asdict(cls())
+  return {k: v for k, v in preset.items() if v != paper[k]}
+
+
 def shared_data() -> Path:
   """The read-only offline data folder: ``$NTGA_SHARED_DATA`` or ../shared/data."""
   env = os.environ.get("NTGA_SHARED_DATA")

@@ -21,9 +21,7 @@ and ops (paper defaults), em and rem (their CPU presets, see
   python -m benchmarks.run table3_defenses [--cells 'ntga / *']
 """
 
-import dataclasses
-
-from benchmarks.configs import SHARED
+from benchmarks.configs import SHARED, cpu_preset
 
 PAPER = {  # APBench leaderboard, ResNet-18, CIFAR-10: std / bdr / gray / jpeg / AT
     "ntga": {"augmentation": 22.76, "bdr": 59.32, "grayscale": 70.41,
@@ -48,17 +46,9 @@ DEFENSES = {
 }
 
 
-def cpu_preset(cls) -> dict:
-  """The fields in which ``cls.cpu()`` differs from ``cls()`` (EM/REM configs)."""
-  preset, paper = dataclasses.asdict(cls.cpu()), dataclasses.asdict(cls())
-  return {k: v for k, v in preset.items() if v != paper[k]}
-
-
 def _attacks(smoke: bool) -> dict:
-  from attacks import em as em_attack, rem as rem_attack  # pylint: disable=g-import-not-at-top
   ntga = {"surrogate": "fnn", "t": 4096.0}
-  em = cpu_preset(em_attack.EMConfig)
-  rem = cpu_preset(rem_attack.REMConfig)
+  em, rem = cpu_preset("em"), cpu_preset("rem")
   if smoke:
     ntga = {**ntga, "block_size": 50, "target_size": 100, "steps": 2}
   return {
