@@ -273,6 +273,7 @@ def run_table(name: str, config: dict[str, Any], *, smoke: bool = False,
     if path.exists() and not force:
       status.append({**entry, "status": "cached"})
       continue
+    path.parent.mkdir(parents=True, exist_ok=True)
     twin = _twin(out, path, smoke) if not force else None
     if twin is not None:  # the same computation, recorded for another table
       io.write_json(path, {**twin, "name": name, "cell": cell,
@@ -294,7 +295,6 @@ def run_table(name: str, config: dict[str, Any], *, smoke: bool = False,
         "command": cell_command(name, cell, smoke=smoke),
         "metrics": metrics,
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
     io.write_json(path, record)
     log(f"    final {100 * metrics['final_mean']:.2f} +- "
         f"{100 * metrics['final_std']:.2f}, peak {100 * metrics['peak_mean']:.2f}"

@@ -64,6 +64,20 @@ def test_cells_pattern_runs_a_part_and_shares_identical_cells(tmp_path, capsys):
   assert "0 run, 1 cached" in capsys.readouterr().out
   # a poisoning is cached and shared between ratios of one attack
   assert len(list((out / _tables.CACHE).glob("poison-*/poisoned.npz"))) == 1
+  # a table whose folder does not exist yet reuses a cell of another table
+  twin = tmp_path / "twin"
+  (twin / "table4_ratio").mkdir(parents=True)
+  for p in (out / "table4_ratio").glob("*.json"):
+    (twin / "table4_ratio" / p.name).write_text(p.read_text())
+  clean = {**configs.load("table4_ratio", smoke=True)["cells"][0],
+           "row": "x", "col": "y"}
+  status = _tables.run_table("other", {
+      "title": "t", "description": "d", "rows": ["x"], "cols": ["y"],
+      "paper": {}, "cells": [clean]}, smoke=True, out=twin)
+  assert status["cells"][0]["status"] == "cached"
+  rec = json.loads((twin / "other" / (_tables.cell_hash(clean)[:16] + ".json"))
+                   .read_text())
+  assert rec["reused_from"] == "table4_ratio" and rec["cell"]["row"] == "x"
 
 
 def test_bad_cells_pattern_and_cells_on_a_plain_config_are_errors(tmp_path, capsys):

@@ -15,9 +15,10 @@ fnn-relu) or 3 epochs (cnn), seeds 0, 1, 2. NTGA uses the paper's MNIST
 settings (eps 0.3, 10 PGD steps of eps/4, blocks of 512, a 10,000-image target
 set drawn from the training set). The cnn-surrogate columns need a GPU: its
 analytic kernel (per-pixel covariances through two convolutions) costs about
-85 us per image pair for value and gradient on these 2 cores, i.e. ~18 minutes
-per 512-image block and PGD step count at even a 2,000-image target set, ~6 h
-for this table's 10,000 images; they stay "not run" in a CPU-only sitting.
+85 us per image pair for value and gradient on these 2 cores (see the block
+sweep below), i.e. ~18 minutes per 512-image block (10 PGD steps) even with a
+2,000-image target set, ~6 h for this table's 10,000 images; they stay
+"not run" in a CPU-only sitting.
 Random noise is uniform in [-eps, eps].
 
   python -m benchmarks.run table1_mnist [--cells 'cnn / *']
