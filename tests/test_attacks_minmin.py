@@ -139,6 +139,17 @@ def test_em_noise_is_error_minimizing_on_digits():
   assert abs(fresh_p - fresh_c) < 0.1 * fresh_c, (fresh_p, fresh_c)
 
 
+def test_source_model_is_per_example_and_pooled():
+  """No batch statistics (an image's scores do not depend on its batch mates),
+  and a pooled head: the same weights take any image size."""
+  gdef, params = _source_model.init(jax.random.key(0), 4, (8, 8, 3), 8)
+  xf = jnp.asarray(_X / 255.0, jnp.float32)
+  alone = _source_model.logits(gdef, params, xf[:1])
+  in_batch = _source_model.logits(gdef, params, xf)[:1]
+  np.testing.assert_allclose(alone, in_batch, rtol=1e-5, atol=1e-6)
+  assert _source_model.logits(gdef, params, jnp.zeros((2, 16, 12, 3))).shape == (2, 4)
+
+
 def test_registry_entries():
   assert attacks.get("em").config_cls is em.EMConfig
   assert attacks.get("rem").config_cls is rem.REMConfig
