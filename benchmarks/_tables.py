@@ -149,6 +149,12 @@ def poisoned_train_set(cell: dict[str, Any], *, cache: Path):
           {**info, "n_train": len(train), "cached": cached})
 
 
+def mean_std(values: list[float]) -> tuple[float, float]:
+  """Mean and sample standard deviation (ddof=1; 0.0 for one value)."""
+  a = np.asarray(values, np.float64)
+  return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else 0.0
+
+
 def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
   """Mean and sample std (ddof=1; 0 for one seed) of final and peak accuracy.
 
@@ -161,9 +167,8 @@ def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
   """
   out: dict[str, Any] = {}
   for field in ("final", "peak"):
-    a = np.asarray([r[field] for r in per_seed], np.float64)
-    out[f"{field}_mean"] = float(a.mean())
-    out[f"{field}_std"] = float(a.std(ddof=1)) if a.size > 1 else 0.0
+    out[f"{field}_mean"], out[f"{field}_std"] = mean_std(
+        [r[field] for r in per_seed])
   return {**out, "per_seed": per_seed}
 
 

@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from benchmarks import configs
+from benchmarks._tables import cell_hash, mean_std
 from ntga import io
 from ntga.errors import DataError, NTGAError, OutputError
 
@@ -393,11 +394,6 @@ def _settings(config: dict[str, Any]) -> list[str]:
   return lines
 
 
-def _cell_hash(cell: dict[str, Any]) -> str:
-  from benchmarks import _tables  # pylint: disable=g-import-not-at-top
-  return _tables.cell_hash(cell)
-
-
 def _match_cells(config: dict[str, Any], records: list[dict[str, Any]]
                  ) -> dict[tuple[str, str], dict[str, Any]]:
   """(row, col) -> the newest record whose hash is that of the current cell."""
@@ -408,7 +404,7 @@ def _match_cells(config: dict[str, Any], records: list[dict[str, Any]]
       by_hash[r["config_hash"]] = r
   found = {}
   for cell in config["cells"]:
-    rec = by_hash.get(_cell_hash(cell))
+    rec = by_hash.get(cell_hash(cell))
     if rec is not None:
       found[(cell["row"], cell["col"])] = rec
   return found
@@ -529,7 +525,8 @@ def _attack_speed(r: dict[str, Any]) -> tuple[list[str], list[Plot]]:
 def _savefig(fig, png: Path) -> None:
   from matplotlib import pyplot as plt  # pylint: disable=g-import-not-at-top
   try:
-    fig.savefig(png, dpi=100, metadata={"Software": None})
+    io.atomic_write(png, lambda f: fig.savefig(
+        f, format="png", dpi=100, metadata={"Software": None}))
   except OSError as e:
     raise OutputError(f"cannot write {png}: {e.strerror}") from e
   finally:
@@ -778,7 +775,7 @@ def _attacks_victims_lines(lines: list[dict[str, Any]]) -> tuple[list[str], list
       extra = sorted({k for x in rs for k in x} - AV_KNOWN)
       rows.append([rs[0]["attack"], _value(rs[0].get("attack_config")),
                    ", ".join(str(x["seed"]) for x in rs),
-                   _pct(*_mean_std(finals)), _pct(*_mean_std(peaks)),
+                   _pct(*mean_std(finals)), _pct(*mean_std(peaks)),
                    f"{_mean(x.get('poison_seconds') for x in rs):.0f}",
                    f"{_mean(x.get('train_seconds') for x in rs):.0f}",
                    "; ".join(f"{k}: " + ", ".join(_value(x.get(k)) for x in rs)
@@ -793,14 +790,6 @@ def _attacks_victims_lines(lines: list[dict[str, Any]]) -> tuple[list[str], list
 def _mean(values) -> float:
   vals = [v for v in values if v is not None]
   return sum(vals) / len(vals) if vals else float("nan")
-
-
-def _mean_std(values: list[float]) -> tuple[float, float]:
-  n = len(values)
-  mean = sum(values) / n
-  if n < 2:
-    return mean, 0.0
-  return mean, (sum((v - mean) ** 2 for v in values) / (n - 1)) ** 0.5
 
 
 LINE_SECTIONS: dict[str, tuple[str, int, str, Callable]] = {
