@@ -76,7 +76,8 @@ class NTGAConfig:
     block_size: training examples per block (paper: 512).
     target_size: size of the held-out target set X_m drawn from the training
       data (paper's code: a 10,000-example validation set).
-    target_chunk: target examples per streamed chunk (memory, not results).
+    target_chunk: rows per streamed chunk of the target set, and of the
+      block's own kernel matrix (memory, not results).
     loss: ``"ce"`` (softmax cross-entropy on the GP outputs, the paper's) or
       ``"mse"``.
     norm: threat model, ``"linf"`` (paper) or ``"l2"``.
@@ -199,6 +200,26 @@ def make_target(key: jax.Array, y: np.ndarray, size: int) -> np.ndarray:
 # The jit-compiled per-block attack.
 
 
+def block_kernel(kernel_fn: Callable, x: jax.Array, *, chunk: int
+                 ) -> jax.Array:
+  """K(x, x) computed ``chunk`` rows at a time.
+
+  Each slab of rows is rematerialised in the backward pass, so peak memory
+  follows chunk x n instead of n x n intermediates (the cnn surrogate's hold
+  one entry per pixel). Rows are padded with copies to whole slabs and the
+  padding is dropped; the values are those of ``kernel_fn(x, x)``.
+  """
+  n = x.shape[0]
+  if n <= chunk:
+    return kernel_fn(x, x)
+  n_slabs = math.ceil(n / chunk)
+  rows = math.ceil(n / n_slabs)
+  padded = jnp.concatenate([x, x[:n_slabs * rows - n]])
+  slabs = padded.reshape((n_slabs, rows) + x.shape[1:])
+  k = jax.lax.map(jax.checkpoint(lambda r: kernel_fn(r, x)), slabs)
+  return k.reshape(n_slabs * rows, n)[:n]
+
+
 def _gp_loss(x_block, y_block, mask, tx, ty, tw, *, kernel_fn, t, diag_reg,
              loss):
   """Mean loss of the GP trained on one block, over the weighted target set.
@@ -210,7 +231,7 @@ def _gp_loss(x_block, y_block, mask, tx, ty, tw, *, kernel_fn, t, diag_reg,
     tx, ty, tw: target images, one-hot labels and weights, laid out as
       (n_chunks, chunk, ...).
   """
-  k_nn = kernel_fn(x_block, x_block)
+  k_nn = block_kernel(kernel_fn, x_block, chunk=tx.shape[1])
   alpha = predict.gp_weights(k_nn, y_block, t, diag_reg, mask)
 
   @jax.checkpoint

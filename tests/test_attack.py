@@ -157,3 +157,21 @@ def test_sharded_equals_unsharded(digits):
   one = attack.poison(jax.random.key(3), x, y, cfg, num_classes=10, mesh=mesh1)
   four = attack.poison(jax.random.key(3), x, y, cfg, num_classes=10)
   np.testing.assert_array_equal(one, four)
+
+
+@pytest.mark.parametrize("n, chunk", [(7, 3), (6, 2), (5, 9)])
+def test_block_kernel_in_slabs_equals_whole(key, n, chunk):
+  """K_nn built chunk rows at a time (padded slabs) has the same values and
+  gradient as the whole kernel."""
+  x = jax.random.uniform(key, (n, 8, 8, 1))
+  kfn = surrogates.get("cnn", 10)
+  whole = lambda a: kfn(a, a)
+  tiled = lambda a: attack.block_kernel(kfn, a, chunk=chunk)
+  # Diagonal entries sit at correlation 1, where arccos turns float32
+  # rounding (different in a slab) into ~1e-4 relative differences.
+  np.testing.assert_allclose(tiled(x), whole(x), rtol=5e-4)
+  w = jax.random.normal(jax.random.fold_in(key, 1), (n, n))
+  g_whole = jax.grad(lambda a: (whole(a) * w).sum())(x)
+  g_tiled = jax.grad(lambda a: (tiled(a) * w).sum())(x)
+  np.testing.assert_allclose(g_tiled, g_whole, rtol=1e-4,
+                             atol=1e-5 * float(np.abs(g_whole).max()))

@@ -112,3 +112,32 @@ def test_compat_does_not_import_tensorflow():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True,
                        text=True, check=True)
   assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (9, 7, 2)])
+def test_fast_cnn_kernel_matches_neural_tangents(key, shape):
+  """ntga._cnn_kernel (used by get("cnn")) vs NT's own stax kernel."""
+  k1, k2 = jax.random.split(key)
+  x1 = jax.random.uniform(k1, (5,) + shape)
+  x2 = jax.random.uniform(k2, (4,) + shape)
+  _, _, nt_kfn = surrogates.cnn_layers(num_classes=10)
+  fast = jax.jit(surrogates.get("cnn", 10))
+  for a, b in ((x1, x2), (x1, x1)):
+    # 5e-4: on the diagonal (correlation 1) arccos amplifies float32 rounding.
+    np.testing.assert_allclose(fast(a, b), nt_kfn(a, b, "ntk"), rtol=5e-4)
+  # Gradients, including through the diagonal (correlation exactly 1).
+  for loss in (lambda f, a: f(a, x2).sum(), lambda f, a: f(a, a).sum()):
+    want = jax.grad(lambda a: loss(lambda u, v: nt_kfn(u, v, "ntk"), a))(x1)
+    got = jax.grad(lambda a: loss(fast, a))(x1)
+    assert bool(jnp.all(jnp.isfinite(got)))
+    np.testing.assert_allclose(got, want, atol=1e-4 * float(jnp.abs(want).max()))
+
+
+def test_window_average_rows_cover_each_window():
+  """SAME 5x5 stride-2 windows on 14x14: 7x7 outputs, 25 taps inside."""
+  from ntga._cnn_kernel import window_average  # pylint: disable=g-import-not-at-top
+  m = window_average(14, 14, 5, 2)
+  assert m.shape == (49, 196)
+  taps = (m > 0).sum(1).reshape(7, 7)
+  assert taps[3, 3] == 25 and taps[0, 0] == 16 and taps[6, 6] == 9
+  np.testing.assert_allclose(m[m > 0], 1 / 25)
