@@ -572,6 +572,27 @@ def _ntga_step_speed(r: dict[str, Any]) -> tuple[list[str], list[Plot]]:
                 rows, {1, 2, 3, 4, 5, 6}), []
 
 
+def _cnn_kernel_speed(r: dict[str, Any]) -> tuple[list[str], list[Plot]]:
+  c, m = r["config"], r["metrics"]
+  rows = []
+  for label, p in m["pairs"].items():
+    shape = "x".join(str(d) for d in c["shapes"][label])
+    for what in ("value", "grad"):
+      rows.append([f"{label} ({shape}), {what}, us / pair",
+                   f"{p[f'ntga_{what}_us']:.3g}",
+                   f"{p[f'neural_tangents_{what}_us']:.3g}",
+                   f"{p[f'{what}_speedup']:.1f}x"])
+  s, cs = m["step"], c["step"]
+  rows.append([f"NTGA PGD step, block {cs['block']}, {cs['targets']} targets, s",
+               f"{s['ntga_seconds']:.3g}", f"{s['neural_tangents_seconds']:.3g}",
+               f"{s['speedup']:.1f}x"])
+  lines = _table(["measure", "ntga kernel", "neural-tangents", "speed-up"],
+                 rows, {1, 2, 3})
+  lines += ["", f"Cosine between the two PGD-step gradients: "
+            f"{s['gradient_cosine']:.6f}."]
+  return lines, []
+
+
 def _get(d: dict[str, Any], key: str, fmt: str, scale: float = 1.0) -> str:
   """``format(d[key] * scale, fmt)``, or '-' when the value is missing."""
   v = d.get(key)
@@ -631,6 +652,8 @@ RUN_SECTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]],
                         "reference scheme", _ntga_step_speed),
     "ntga_block_sweep": ("speed", "NTGA: time, memory and FLOP rate vs block size",
                          _ntga_block_sweep),
+    "cnn_kernel_speed": ("speed", "The cnn surrogate's kernel: ntga vs "
+                         "neural-tangents", _cnn_kernel_speed),
     "poison_eval": ("other", "Poisoned training: clean test accuracy of victims",
                     _poison_eval),
 }

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks import _block_sweep
+from benchmarks import _block_sweep, _kernel_speed
 from benchmarks._tables import MIN_SEEDS, attack_config, summarize
 from benchmarks.configs import resolve_spec
 from ntga.errors import ConfigError
@@ -176,4 +176,5 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "attack_speed": attack_speed,
     "ntga_step_speed": ntga_step_speed,
     "ntga_block_sweep": _block_sweep.run,
+    "cnn_kernel_speed": _kernel_speed.run,
 }

@@ -72,9 +72,22 @@ def _check_ntga_block_sweep(record):
     assert big > small
 
 
+def _check_cnn_kernel_speed(record):
+  m, c = record["metrics"], record["config"]
+  assert set(m["pairs"]) == set(c["shapes"])
+  for p in m["pairs"].values():
+    for what in ("value", "grad"):
+      assert p[f"ntga_{what}_us"] > 0 and p[f"neural_tangents_{what}_us"] > 0
+      assert p[f"{what}_speedup"] == pytest.approx(
+          p[f"neural_tangents_{what}_us"] / p[f"ntga_{what}_us"])
+  # The same kernel: the PGD-step gradients agree.
+  assert m["step"]["gradient_cosine"] > 0.999
+
+
 CHECKS = {"poison_eval": _check_poison_eval, "attack_speed": _check_attack_speed,
           "ntga_step_speed": _check_ntga_step_speed,
-          "ntga_block_sweep": _check_ntga_block_sweep}
+          "ntga_block_sweep": _check_ntga_block_sweep,
+          "cnn_kernel_speed": _check_cnn_kernel_speed}
 
 
 def test_every_config_has_a_runner_and_a_check():
