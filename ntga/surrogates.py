@@ -11,9 +11,10 @@ variances W_std^2 = 1.76 and b_std^2 = 0.18:
   ("diagonal-spatial") kernels, so intermediate tensors hold n1 x n2 x H x W
   entries. ``get("cnn")`` computes this kernel with ``ntga._cnn_kernel``
   (patch matmuls instead of NT's 1-channel convolutions over the pixel
-  covariances: the same numbers, 2-3x faster with gradients on CPU and a
-  quarter of the memory); ``cnn_layers`` keeps NT's definition, against which
-  it is tested.
+  covariances: the same numbers, and it never forms the full-resolution input
+  covariance, so its largest tensors have a quarter of the pixels; speed in
+  benchmarks/RESULTS.md, ``cnn_kernel_speed``); ``cnn_layers`` keeps NT's
+  definition, against which it is tested.
 
 Widths only matter for finite networks; the kernels are their infinite-width
 limits. Example:
