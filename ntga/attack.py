@@ -200,6 +200,12 @@ def make_target(key: jax.Array, y: np.ndarray, size: int) -> np.ndarray:
 # The jit-compiled per-block attack.
 
 
+def slab_shape(n: int, chunk: int) -> tuple[int, int]:
+  """(number of slabs, rows per slab) that :func:`block_kernel` uses."""
+  n_slabs = math.ceil(n / chunk)
+  return n_slabs, math.ceil(n / n_slabs)
+
+
 def block_kernel(kernel_fn: Callable, x: jax.Array, *, chunk: int
                  ) -> jax.Array:
   """K(x, x) computed ``chunk`` rows at a time.
@@ -210,10 +216,9 @@ def block_kernel(kernel_fn: Callable, x: jax.Array, *, chunk: int
   padding is dropped; the values are those of ``kernel_fn(x, x)``.
   """
   n = x.shape[0]
-  if n <= chunk:
+  n_slabs, rows = slab_shape(n, chunk)
+  if n_slabs == 1:
     return kernel_fn(x, x)
-  n_slabs = math.ceil(n / chunk)
-  rows = math.ceil(n / n_slabs)
   padded = jnp.concatenate([x, x[:n_slabs * rows - n]])
   slabs = padded.reshape((n_slabs, rows) + x.shape[1:])
   k = jax.lax.map(jax.checkpoint(lambda r: kernel_fn(r, x)), slabs)

@@ -64,9 +64,9 @@ def _check_ntga_block_sweep(record):
     assert 0 < p["fraction_of_matmul"] < 1.5
     assert p["peak_rss_mib"] >= p["baseline_rss_mib"]
     assert p["flops_per_step"] == pytest.approx(
-        p["flops_k_nn"] + p["n_chunks"] * p["flops_k_mn_chunk"])
+        p["n_slabs"] * p["flops_k_nn_slab"] + p["n_chunks"] * p["flops_k_mn_chunk"])
     # K_nn needs at least the B x B x 64 Gram matrix of the 8x8 digits.
-    assert p["flops_k_nn"] >= 2 * p["block"] ** 2 * 64
+    assert p["n_slabs"] * p["flops_k_nn_slab"] >= 2 * p["block"] ** 2 * 64
   for s in c["surrogates"]:
     small, big = (p["flops_per_step"] for p in points if p["surrogate"] == s)
     assert big > small
@@ -468,13 +468,16 @@ def test_block_sweep_plot_draws_three_pngs_deterministically(tmp_path):
 
 def test_block_sweep_point_in_process_and_its_memory_plan():
   from benchmarks import _block_sweep
-  point = {"spec": "digits", "surrogate": "fnn", "block": 16, "targets": 40,
+  point = {"spec": "digits", "surrogate": "fnn", "block": 32, "targets": 40,
            "target_chunk": 20, "t": 64.0, "repeats": 2, "budget_s": 5.0,
            "max_rss_mib": 1e6}
   m = _block_sweep.measure_point(point)
   assert "status" not in m and m["n_chunks"] == 2
+  # K_nn in 2 slabs of 16 rows (attack.block_kernel with chunk 20).
+  assert (m["n_slabs"], m["slab_rows"]) == (2, 16)
   assert 1 <= len(m["seconds_per_step_all"]) <= 2 and m["seconds_per_step"] > 0
-  assert m["flops_per_step"] == m["flops_k_nn"] + 2 * m["flops_k_mn_chunk"] > 0
+  assert m["flops_per_step"] == (2 * m["flops_k_nn_slab"]
+                                 + 2 * m["flops_k_mn_chunk"]) > 0
   assert m["achieved_gflops"] == pytest.approx(
       m["flops_per_step"] / m["kernel_seconds_per_step"] / 1e9)
   # A plan over the cap: counted and compiled, never run.
