@@ -26,6 +26,7 @@ import numpy as np
 from benchmarks import ntga_speed
 from benchmarks.configs import resolve_spec
 from ntga import data, surrogates
+from ntga._cnn_kernel import cnn_ntk_fn
 
 
 def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
@@ -40,7 +41,7 @@ def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
 
 def _kernels(num_classes: int) -> dict[str, Callable]:
   _, _, nt_kfn = surrogates.cnn_layers(num_classes)
-  return {"ntga": surrogates.get("cnn", num_classes),
+  return {"ntga": cnn_ntk_fn(w_var=surrogates.W_STD**2, b_var=surrogates.B_STD**2),
           "neural_tangents": lambda a, b: nt_kfn(a, b, "ntk")}
 
 

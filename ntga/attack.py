@@ -491,6 +491,10 @@ def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
     keys, xb, yb, mb, wb = (jax.device_put(a, shard)
                             for a in (keys, xb, yb, mb, tw[ids]))
     adv = np.asarray(run(keys, xb, yb, mb, tx_dev, ty_dev, wb))
+    if not np.isfinite(adv).all():
+      raise FloatingPointError(
+          f"NTGA produced non-finite pixels in block(s) {list(group)} (a NaN "
+          "or inf in the surrogate's gradient); nothing was written for them")
     for i, b in enumerate(group):
       idx = blocks[b]
       rows = quantize(x[idx], adv[i, :len(idx)], cfg.eps, cfg.norm)

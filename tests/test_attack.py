@@ -163,8 +163,9 @@ def test_sharded_equals_unsharded(digits):
 def test_block_kernel_in_slabs_equals_whole(key, n, chunk):
   """K_nn built chunk rows at a time (padded slabs) has the same values and
   gradient as the whole kernel."""
+  from ntga._cnn_kernel import cnn_ntk_fn  # pylint: disable=g-import-not-at-top
   x = jax.random.uniform(key, (n, 8, 8, 1))
-  kfn = surrogates.get("cnn", 10)
+  kfn = cnn_ntk_fn(w_var=1.76, b_var=0.18)
   whole = lambda a: kfn(a, a)
   tiled = lambda a: attack.block_kernel(kfn, a, chunk=chunk)
   # Diagonal entries sit at correlation 1, where arccos turns float32
@@ -175,3 +176,20 @@ def test_block_kernel_in_slabs_equals_whole(key, n, chunk):
   g_tiled = jax.grad(lambda a: (tiled(a) * w).sum())(x)
   np.testing.assert_allclose(g_tiled, g_whole, rtol=1e-4,
                              atol=1e-5 * float(np.abs(g_whole).max()))
+
+
+def test_non_finite_gradient_raises_instead_of_writing(digits, monkeypatch):
+  """A NaN in the surrogate's gradient is an error, never a poisoned image."""
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  real = surrogates.get
+
+  def nan_kernel(name, num_classes):
+    kfn = real(name, num_classes)
+    return lambda a, b: kfn(a, b) * jnp.sqrt(jnp.sum(a) * 0.0 - 1.0)
+
+  monkeypatch.setattr(surrogates, "get", nan_kernel)
+  cfg = attack.NTGAConfig(surrogate="fnn", block_size=50, target_size=40, steps=1)
+  train, _ = digits
+  with pytest.raises(FloatingPointError, match="non-finite"):
+    attack.poison(jax.random.key(0), train.x[:100], train.y[:100], cfg,
+                  num_classes=10)

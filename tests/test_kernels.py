@@ -114,14 +114,15 @@ def test_compat_does_not_import_tensorflow():
   assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (9, 7, 2)])
+@pytest.mark.parametrize("shape", [(28, 28, 1), (9, 7, 3)])
 def test_fast_cnn_kernel_matches_neural_tangents(key, shape):
-  """ntga._cnn_kernel (used by get("cnn")) vs NT's own stax kernel."""
+  """ntga._cnn_kernel vs NT's own stax kernel."""
   k1, k2 = jax.random.split(key)
   x1 = jax.random.uniform(k1, (5,) + shape)
   x2 = jax.random.uniform(k2, (4,) + shape)
   _, _, nt_kfn = surrogates.cnn_layers(num_classes=10)
-  fast = jax.jit(surrogates.get("cnn", 10))
+  from ntga._cnn_kernel import cnn_ntk_fn  # pylint: disable=g-import-not-at-top
+  fast = jax.jit(cnn_ntk_fn(w_var=1.76, b_var=0.18))
   for a, b in ((x1, x2), (x1, x1)):
     # 5e-4: on the diagonal (correlation 1) arccos amplifies float32 rounding.
     np.testing.assert_allclose(fast(a, b), nt_kfn(a, b, "ntk"), rtol=5e-4)
