@@ -73,7 +73,7 @@ _KEYS = ("data", "surrogates", "blocks", "targets", "target_chunk", "t",
 # Timing helpers (child and parent).
 
 
-def _time_calls(fn: Callable[[], Any], repeats: int, budget_s: float
+def time_calls(fn: Callable[[], Any], repeats: int, budget_s: float
                 ) -> list[float]:
   """Calls ``fn`` once to warm up, then times up to ``repeats`` calls.
 
@@ -116,7 +116,7 @@ def matmul_rate(n: int, repeats: int) -> dict[str, Any]:
   b = jax.random.normal(keys[1], (n, n), jnp.float32)
   compiled = jax.jit(jnp.matmul).lower(a, b).compile()
   flops = _xla_cost(compiled)["flops"]
-  times = _time_calls(lambda: compiled(a, b), repeats, budget_s=math.inf)
+  times = time_calls(lambda: compiled(a, b), repeats, budget_s=math.inf)
   seconds = statistics.median(times)
   return {"n": n, "flops": flops, "seconds": seconds, "seconds_all": times,
           "gflops": flops / seconds / 1e9}
@@ -221,9 +221,9 @@ def measure_point(point: dict[str, Any]) -> dict[str, Any]:
             "peak_rss_mib": _peak_rss_mib()}
 
   repeats, budget = point["repeats"], point["budget_s"]
-  step_times = _time_calls(lambda: step(xb), repeats, budget)
-  nn_times = _time_calls(lambda: nn(xb), repeats, budget)
-  mn_times = _time_calls(lambda: mn(xb), repeats, budget)
+  step_times = time_calls(lambda: step(xb), repeats, budget)
+  nn_times = time_calls(lambda: nn(xb), repeats, budget)
+  mn_times = time_calls(lambda: mn(xb), repeats, budget)
   seconds = statistics.median(step_times)
   kernel_s = (n_slabs * statistics.median(nn_times)
               + n_chunks * statistics.median(mn_times))

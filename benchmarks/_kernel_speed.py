@@ -16,27 +16,23 @@ Every function is jit-compiled and timed after a warm-up call; the median of
 
 from __future__ import annotations
 
-import time
+import math
+import statistics
 from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import ntga_speed
+from benchmarks import _block_sweep, ntga_speed
 from benchmarks.configs import resolve_spec
 from ntga import data, surrogates
 from ntga._cnn_kernel import cnn_ntk_fn
 
 
 def _median_seconds(fn: Callable[[], Any], repeats: int) -> float:
-  jax.block_until_ready(fn())  # compile + warm-up
-  times = []
-  for _ in range(repeats):
-    start = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - start)
-  return float(np.median(times))
+  """Median of ``repeats`` timed calls after a warm-up call."""
+  return statistics.median(_block_sweep.time_calls(fn, repeats, math.inf))
 
 
 def _kernels(num_classes: int) -> dict[str, Callable]:

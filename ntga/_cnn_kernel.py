@@ -10,7 +10,8 @@ dense algebra instead:
 
 * First conv layer: a pixel's covariance is an inner product of the two
   images' 5x5 patches, so all of them come from one batched matmul over
-  patches; the full-resolution input covariance is never formed.
+  patches (``lax.conv_general_dilated_patches``); the full-resolution input
+  covariance is never formed.
 * Later conv layers: averaging a covariance over each output pixel's window
   is a fixed linear map between pixel grids, applied as one matmul.
 * ReLU: the arc-cosine kernel (Cho & Saul 2009) with a polynomial arccos
@@ -81,7 +82,7 @@ def _acos(c: jax.Array) -> jax.Array:
   p = _ACOS[-1]
   for coef in _ACOS[-2::-1]:
     p = p * a + coef
-  r = jnp.sqrt(jnp.maximum(1.0 - a, 0.0)) * p
+  r = jnp.sqrt(1.0 - a) * p
   return jnp.where(c < 0, math.pi - r, r)
 
 
@@ -89,7 +90,7 @@ def _acos(c: jax.Array) -> jax.Array:
 def _arccos_terms(c: jax.Array) -> tuple[jax.Array, jax.Array]:
   """J1(c) = sqrt(1 - c^2) + (pi - acos c) c and J0(c) = pi - acos c."""
   j0 = math.pi - _acos(c)
-  return jnp.sqrt(jnp.maximum(1.0 - c * c, 0.0)) + j0 * c, j0
+  return jnp.sqrt(1.0 - c * c) + j0 * c, j0
 
 
 @_arccos_terms.defjvp
@@ -109,21 +110,11 @@ def _relu(nngp, ntk, var1, var2):
 
 
 def _patches(x: jax.Array, k: int, s: int) -> jax.Array:
-  """(pixels, n, k*k*C) patches of NHWC images for a SAME conv.
-
-  Built from k*k strided slices of the zero-padded images (plain slicing:
-  ``lax.conv_general_dilated_patches`` gave NaN gradients under
-  ``jit(vmap(grad))`` on XLA CPU).
-  """
-  n, h, w, c = x.shape
-  ho, ph = _out_and_pad(h, k, s)
-  wo, pw = _out_and_pad(w, k, s)
-  xp = jnp.pad(x, ((0, 0), (ph, (ho - 1) * s + k - h - ph),
-                   (pw, (wo - 1) * s + k - w - pw), (0, 0)))
-  taps = [xp[:, i:i + s * (ho - 1) + 1:s, j:j + s * (wo - 1) + 1:s, :]
-          for i in range(k) for j in range(k)]
-  p = jnp.stack(taps, axis=3).reshape(n, ho * wo, k * k * c)
-  return jnp.moveaxis(p, 1, 0)
+  """(pixels, n, k*k*C) patches of NHWC images for a SAME conv."""
+  p = jax.lax.conv_general_dilated_patches(
+      x, (k, k), (s, s), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  n, h, w, d = p.shape
+  return jnp.moveaxis(p.reshape(n, h * w, d), 1, 0)
 
 
 def cnn_ntk_fn(*, w_var: float, b_var: float, filter_size: int = 5,
