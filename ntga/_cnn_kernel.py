@@ -19,11 +19,9 @@ dense algebra instead:
   stays finite where the correlation is 1 (every diagonal entry), using
   d/dc J1(c) = J0(c).
 
-Status: ``ntga.surrogates.get("cnn")`` does not use this yet. Values and
-gradients match neural-tangents' (tests), but inside NTGA's
-``jit(vmap(grad(loss)))`` the gradient came out NaN on XLA CPU while
-``jit(grad)`` and ``vmap(grad)`` of the same loss were finite; until that is
-understood NTGA uses neural-tangents' kernel.
+``ntga.surrogates.get("cnn")`` is this kernel. The mean over pixels that
+Flatten takes is written as a matmul: the plain ``jnp.mean`` was miscompiled
+by XLA CPU under ``vmap(lax.map(...))`` (see :func:`_pixel_mean`).
 
 Pixels are kept on the leading axis so the element-wise ReLU work runs over
 contiguous memory. ``tests/test_kernels.py`` checks values and gradients
@@ -109,6 +107,19 @@ def _relu(nngp, ntk, var1, var2):
   return norm * j1 / (2 * math.pi), ntk * j0 / (2 * math.pi)
 
 
+def _pixel_mean(a: jax.Array) -> jax.Array:
+  """Mean over the leading (pixel) axis, computed as a matrix product.
+
+  ``jnp.mean(a, 0)`` here was miscompiled by XLA CPU (jax 0.10.2) when the
+  kernel ran inside ``vmap(lax.map(...))``, as NTGA's slab-wise K_nn does:
+  the dense layers that follow returned values of ~1e36 (tests/test_kernels.py
+  keeps a check). A dot with a 1/P vector computes the same mean.
+  """
+  p = a.shape[0]
+  w = jnp.full((p,), 1.0 / p, a.dtype)
+  return (w @ a.reshape(p, -1)).reshape(a.shape[1:])
+
+
 def _patches(x: jax.Array, k: int, s: int) -> jax.Array:
   """(pixels, n, k*k*C) patches of NHWC images for a SAME conv."""
   p = jax.lax.conv_general_dilated_patches(
@@ -153,7 +164,8 @@ def cnn_ntk_fn(*, w_var: float, b_var: float, filter_size: int = 5,
         var1, var2 = w_var * (avg @ var1) + b_var, w_var * (avg @ var2) + b_var
       nngp, ntk = _relu(nngp, ntk, var1[:, :, None], var2[:, None, :])
       var1, var2 = var1 / 2, var2 / 2
-    nngp, ntk = jnp.mean(nngp, 0), jnp.mean(ntk, 0)  # Flatten
+    # Flatten: the mean over pixels, as a matmul (see the module docstring).
+    nngp, ntk = _pixel_mean(nngp), _pixel_mean(ntk)
     for _ in range(dense_depth):
       nngp = w_var * nngp + b_var
       ntk = w_var * ntk + nngp

@@ -178,6 +178,17 @@ def test_block_kernel_in_slabs_equals_whole(key, n, chunk):
                              atol=1e-5 * float(np.abs(g_whole).max()))
 
 
+def test_cnn_block_kernel_is_the_same_under_vmap(key):
+  """NTGA builds K_nn in slabs inside jit(vmap(...)); there the cnn kernel
+  once came out as ~1e36 garbage (an XLA CPU miscompile of its pixel mean,
+  see ntga._cnn_kernel._pixel_mean). 120 images in slabs of 40 triggered it."""
+  kfn = surrogates.get("cnn", 10)
+  x = jax.random.uniform(key, (120, 28, 28, 1))
+  tiled = lambda a: attack.block_kernel(kfn, a, chunk=40)
+  batched = jax.jit(jax.vmap(tiled))(x[None])[0]
+  np.testing.assert_allclose(batched, jax.jit(tiled)(x), rtol=5e-4)
+
+
 def test_non_finite_gradient_raises_instead_of_writing(digits, monkeypatch):
   """A NaN in the surrogate's gradient is an error, never a poisoned image."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top

@@ -16,9 +16,9 @@ but 1,000 for cnn (as in tables 1 and 2), whose diagonal-spatial kernel costs
 more than fnn's (compare the FLOP columns). The block's own K_nn is built in
 slabs of at most 250 rows (``ntga.attack.block_kernel``), so memory grows
 linearly with the block. The recorded cnn points were measured with
-``ntga._cnn_kernel``, which ``surrogates.get("cnn")`` used at the time and
-no longer does (NaN gradients under jit(vmap), see ``ntga.surrogates``);
-with neural-tangents' kernel a step costs ~4x more (``cnn_kernel_speed``).
+``ntga._cnn_kernel`` (the kernel ``surrogates.get("cnn")`` uses) before its
+Flatten mean became a matmul (an XLA CPU miscompile fix, see
+``ntga._cnn_kernel._pixel_mean``).
 Smoke: digits, blocks 32 and 64, 100 targets in chunks of 50.
 
   python -m benchmarks.run ntga_block_sweep [--smoke]
