@@ -22,6 +22,21 @@ and ops (paper defaults), em and rem (their CPU presets, see
 ``attacks.em.EMConfig.cpu`` / ``attacks.rem.REMConfig.cpu``), random noise
 (uniform, eps 8/255).
 
+Reading the table (3 seeds; stds of 1-9 points, so gaps under ~5 points are
+noise): the 3-epoch CPU victim reaches 48.40% on clean data and some defenses
+cost accuracy by themselves (clean row: at-linf 36.07, ortho 23.07), so
+compare each cell with the clean cell of its column. cuda holds in every
+column (13.00-24.48). ops is strong without a defense (19.67) and through
+augmentation and bdr, but jpeg (45.22 vs 45.60 clean) and fast AT (36.53 vs
+36.07) remove it, and grayscale mostly does (36.12 vs 39.50), where APBench
+finds grayscale useless against OPS (19.88). ntga (fnn surrogate) costs 7
+points undefended (41.17) and 4-8 points under augmentation, jpeg, bdr and
+fast AT; grayscale removes it here (38.80 vs 39.50). em and rem with their
+CPU presets cost at most ~6 points in any column: their published strength
+(APBench 20.78 / 17.47 under standard training) needs their papers' source
+models and budgets (a GPU). APBench trains ResNet-18 to convergence on true
+CIFAR-10, so only the direction of a defense's effect is comparable.
+
   python -m benchmarks.run table3_defenses [--cells 'ntga / *']
 """
 
