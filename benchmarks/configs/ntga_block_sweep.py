@@ -15,10 +15,11 @@ but 1,000 for cnn (as in tables 1 and 2), whose diagonal-spatial kernel costs
 ~10 us per image pair for value and gradient here (``cnn_kernel_speed``), far
 more than fnn's (compare the FLOP columns). The block's own K_nn is built in
 slabs of at most 250 rows (``ntga.attack.block_kernel``), so memory grows
-linearly with the block. The recorded cnn points were measured with
-``ntga._cnn_kernel`` (the kernel ``surrogates.get("cnn")`` uses) before its
-Flatten mean became a matmul (an XLA CPU miscompile fix, see
-``ntga._cnn_kernel._pixel_mean``).
+linearly with the block. The FLOP rate divides XLA's FLOP count of the kernel
+pieces (one K_nn slab and one K_mn chunk, forward + backward, each compiled
+and timed alone) by their timed seconds; "kernels' % of the step" is those
+pieces' seconds over the whole step's, above 100% where the fused step does
+the same kernel work faster than its pieces timed one by one.
 Smoke: digits, blocks 32 and 64, 100 targets in chunks of 50.
 
   python -m benchmarks.run ntga_block_sweep [--smoke]

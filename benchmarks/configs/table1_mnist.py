@@ -15,8 +15,9 @@ fnn-relu) or 3 epochs (cnn), seeds 0, 1, 2. NTGA uses the paper's MNIST
 settings (eps 0.3, 10 PGD steps of eps/4, blocks of 512, a 10,000-image target
 set drawn from the training set). The cnn-surrogate columns use a
 1,000-image target set instead: that kernel (per-pixel covariances through two
-convolutions) takes ~5.5 s per PGD step of a 512-image block against 1,000
-targets on these 2 cores (``cnn_kernel_speed``), ~20 minutes per column.
+convolutions) takes ~3 s per PGD step of a 512-image block against 1,000
+targets on these 2 cores (``cnn_kernel_speed``); on the shared machine the
+poisoning took ~17 minutes per column.
 Random noise is uniform in [-eps, eps].
 
   python -m benchmarks.run table1_mnist [--cells 'cnn / *']
