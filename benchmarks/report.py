@@ -919,6 +919,12 @@ clean test accuracies in %: mean +- sample std (ddof=1) over seeds, final
 """
 
 GROUPS = {"speed": "Speed and memory", "other": "Other measurements"}
+GROUP_INTROS = {
+    "other": ("Measurements made with standalone scripts beside the harness "
+              "(`python -m benchmarks.run`): their settings differ from the "
+              "tables above and some use one seed, as each section says; where "
+              "they overlap, the tables (3 seeds each) supersede them."),
+}
 
 
 @dataclasses.dataclass
@@ -969,7 +975,8 @@ def render(records: Records, tables: Sequence[tuple[str, dict[str, Any]]],
         sections.append(((200 + rec["order"], rec["name"]), _render_legacy(rec)))
     if not sections:
       continue
-    add(2, [f"## {group_title}", ""])
+    intro = GROUP_INTROS.get(group)
+    add(2, [f"## {group_title}", ""] + ([intro, ""] if intro else []))
     for _, lines in sorted(sections, key=lambda s: s[0]):
       add(3, lines)
 
