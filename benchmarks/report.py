@@ -918,9 +918,11 @@ clean test accuracies in %: mean +- sample std (ddof=1) over seeds, final
 (last epoch) and peak (best epoch).
 """
 
-GROUPS = {"speed": "Speed and memory", "other": "Other measurements"}
-GROUP_INTROS = {
-    "other": ("Measurements made with standalone scripts beside the harness "
+# group -> (section title, the paragraph that opens it or None)
+GROUPS = {
+    "speed": ("Speed and memory", None),
+    "other": ("Other measurements",
+              "Measurements made with standalone scripts beside the harness "
               "(`python -m benchmarks.run`): their settings differ from the "
               "tables above and some use one seed, as each section says; where "
               "they overlap, the tables (3 seeds each) supersede them."),
@@ -958,7 +960,7 @@ def render(records: Records, tables: Sequence[tuple[str, dict[str, Any]]],
   for name, config in tables:
     add(2, _render_table(name, config, records.cells.get(name, [])))
 
-  for group, group_title in GROUPS.items():
+  for group, (group_title, intro) in GROUPS.items():
     sections: list[tuple[tuple[int, str], list[str]]] = []
     for r in records.runs:
       if RUN_SECTIONS[r["kind"]][0] == group:
@@ -975,7 +977,6 @@ def render(records: Records, tables: Sequence[tuple[str, dict[str, Any]]],
         sections.append(((200 + rec["order"], rec["name"]), _render_legacy(rec)))
     if not sections:
       continue
-    intro = GROUP_INTROS.get(group)
     add(2, [f"## {group_title}", ""] + ([intro, ""] if intro else []))
     for _, lines in sorted(sections, key=lambda s: s[0]):
       add(3, lines)

@@ -22,8 +22,8 @@ and ops (paper defaults), em and rem (their CPU presets, see
 ``attacks.em.EMConfig.cpu`` / ``attacks.rem.REMConfig.cpu``), random noise
 (uniform, eps 8/255).
 
-Reading the table (3 seeds; stds of 1-9 points, so gaps under ~5 points are
-noise): the 3-epoch CPU victim reaches 48.40% on clean data and some defenses
+Reading the table (3 seeds; stds of 0.3-9.5 points, so gaps under ~5 points
+are noise): the 3-epoch CPU victim reaches 48.40% on clean data and some defenses
 cost accuracy by themselves (clean row: at-linf 36.07, ortho 23.07), so
 compare each cell with the clean cell of its column. cuda holds in every
 column (13.00-24.48). ops is strong without a defense (19.67) and through
