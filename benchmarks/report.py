@@ -420,14 +420,20 @@ def _cell_text(rec: dict[str, Any] | None) -> str:
 
 
 def _wall_text(rec: dict[str, Any] | None) -> str:
-  """The cell's wall clock (s) and, in brackets, its poisoning's."""
+  """The cell's wall clock (s) and, in brackets, its poisoning's and poison's size."""
   if rec is None:
     return "not run"
   text = f"{rec['wall_clock_s']:.0f}"
   poison = rec["metrics"].get("poison")
   if poison and poison.get("wall_clock_s") is not None:
-    cached = ", cached" if poison.get("cached") else ""
-    text += f" (poison {poison['wall_clock_s']:.0f}{cached})"
+    parts = [f"poison {poison['wall_clock_s']:.0f}"]
+    if poison.get("psnr_db") is not None:
+      parts.append(f"PSNR {poison['psnr_db']:.1f} dB")
+    if poison.get("max_abs_delta_levels") is not None:
+      parts.append(f"max delta {poison['max_abs_delta_levels']}")
+    if poison.get("cached"):
+      parts.append("cached")
+    text += f" ({', '.join(parts)})"
   return text
 
 
@@ -463,7 +469,9 @@ def _render_table(name: str, config: dict[str, Any],
     lines += ["Wall clock per cell (s): the cell's whole run (its poisoning unless "
               "cached, then training over all seeds); in brackets the poisoning "
               "of its training set (`cached`: done once by an earlier cell and "
-              "reused, not part of this cell's total).", ""]
+              "reused, not part of this cell's total), with the poison's PSNR "
+              "against the clean images and its largest pixel change in levels "
+              "of 255 where the record has them.", ""]
     lines += _grid(config, lambda r, c: _wall_text(found.get((r, c)))
                    if (r, c) in positions else "") + [""]
   lines += ["Commands: the whole table (cells that have a record are skipped), "

@@ -332,6 +332,14 @@ def report_env(tmp_path, monkeypatch):
   return _results(tmp_path), out
 
 
+def test_table_wall_clock_names_the_poisons_size():
+  rec = {"wall_clock_s": 511.2, "metrics": {"poison": {
+      "wall_clock_s": 269.0, "psnr_db": 33.04, "max_abs_delta_levels": 8,
+      "cached": True}}}
+  assert report._wall_text(rec) == "511 (poison 269, PSNR 33.0 dB, max delta 8, cached)"
+  assert report._wall_text({"wall_clock_s": 40.0, "metrics": {"poison": None}}) == "40"
+
+
 def test_report_renders_every_kind_from_records_alone(report_env):
   results, out = report_env
   assert report.main(["--results", str(results), "--out", str(out)]) == 0
