@@ -415,6 +415,9 @@ def _cell_text(rec: dict[str, Any] | None) -> str:
   if rec is None:
     return "not run"
   m = rec["metrics"]
+  if len(m["per_seed"]) == 1:  # no spread to show: say so
+    return (f"{100 * m['final_mean']:.2f} (peak {100 * m['peak_mean']:.2f}, "
+            "1 seed)")
   return (f"{_pct(m['final_mean'], m['final_std'])} "
           f"(peak {100 * m['peak_mean']:.2f})")
 
@@ -601,6 +604,44 @@ def _cnn_kernel_speed(r: dict[str, Any]) -> tuple[list[str], list[Plot]]:
   return lines, []
 
 
+def _victim_speed(r: dict[str, Any]) -> tuple[list[str], list[Plot]]:
+  m = r["metrics"]
+  rows = [[v["victim"], str(v["batch_size"]), f"{v['images_per_second']:.0f}",
+           f"{v['flops_per_image'] / 1e9:.3g}", f"{v['achieved_gflops']:.3g}",
+           f"{100 * v['fraction_of_matmul']:.0f}",
+           f"{v['first_epoch_seconds']:.1f}", f"{v['epoch_seconds']:.1f}",
+           f"{v['eval_seconds']:.1f}"] for v in m["victims"]]
+  lines = _table(["victim", "batch", "train images/s", "GFLOP / image",
+                  "GFLOP/s", "% of matmul rate", "epoch 1 (s, with compile)",
+                  "epoch 2 (s)", "evaluation (s)"], rows, set(range(1, 9)))
+  rows = [["x".join(str(d) for d in layer["shape"]),
+           f"{layer['xla_gflops']:.3g}", f"{layer['patch_gflops']:.3g}",
+           f"{100 * layer['patch_fraction_of_matmul']:.0f}",
+           f"{layer['speedup']:.1f}x", f"{layer['max_grad_rel_diff']:.1e}"]
+          for layer in m["layers"]]
+  lines += ["", "One 3x3 SAME convolution, forward + backward (batch x side x "
+            "channels in x out):", ""]
+  lines += _table(["layer", "XLA conv GFLOP/s", "patch-matmul GFLOP/s",
+                   "% of matmul rate", "speed-up", "max gradient rel. diff"],
+                  rows, {1, 2, 3, 4, 5})
+  lines += ["", f"Matmul rate of this machine, measured in the same run (a "
+            f"jitted {m['matmul']['before']['n']}^2 float32 matmul, mean of before "
+            f"and after): {m['matmul']['gflops']:.3g} GFLOP/s."]
+  return lines, []
+
+
+def _evaluate_command(r: dict[str, Any]) -> tuple[list[str], list[Plot]]:
+  m = r["metrics"]
+  rows = [[f"`{run['command']}`", str(run["n_train"]), str(run["n_test"]),
+           f"{100 * run['final']:.2f}", f"{100 * run['peak']:.2f}",
+           str(run["peak_epoch"]), f"{run['wall_clock_s'] / 60:.1f}",
+           " / ".join(f"{100 * a:.1f}" for a in run["test_accuracy"])]
+          for run in m["runs"]]
+  return _table(["command", "train", "test", "final (%)", "peak (%)",
+                 "peak epoch", "wall-clock (min)", "test accuracy per epoch (%)"],
+                rows, {1, 2, 3, 4, 5, 6}), []
+
+
 def _get(d: dict[str, Any], key: str, fmt: str, scale: float = 1.0) -> str:
   """``format(d[key] * scale, fmt)``, or '-' when the value is missing."""
   v = d.get(key)
@@ -662,6 +703,9 @@ RUN_SECTIONS: dict[str, tuple[str, str, Callable[[dict[str, Any]],
                          _ntga_block_sweep),
     "cnn_kernel_speed": ("speed", "The cnn surrogate's kernel: ntga vs "
                          "neural-tangents", _cnn_kernel_speed),
+    "victim_speed": ("speed", "Victim training throughput", _victim_speed),
+    "evaluate_command": ("other", "A victim trained as `ntga evaluate` runs it",
+                         _evaluate_command),
     "poison_eval": ("other", "Poisoned training: clean test accuracy of victims",
                     _poison_eval),
 }

@@ -20,7 +20,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from benchmarks import _block_sweep, _kernel_speed
+from benchmarks import _block_sweep, _evaluate_command, _kernel_speed, _victim_speed
 from benchmarks._tables import MIN_SEEDS, attack_config, summarize
 from benchmarks.configs import resolve_spec
 from ntga.errors import ConfigError
@@ -177,4 +177,6 @@ RUNNERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
     "ntga_step_speed": ntga_step_speed,
     "ntga_block_sweep": _block_sweep.run,
     "cnn_kernel_speed": _kernel_speed.run,
+    "victim_speed": _victim_speed.run,
+    "evaluate_command": _evaluate_command.run,
 }

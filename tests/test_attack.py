@@ -174,8 +174,10 @@ def test_block_kernel_in_slabs_equals_whole(key, n, chunk):
   w = jax.random.normal(jax.random.fold_in(key, 1), (n, n))
   g_whole = jax.grad(lambda a: (whole(a) * w).sum())(x)
   g_tiled = jax.grad(lambda a: (tiled(a) * w).sum())(x)
-  np.testing.assert_allclose(g_tiled, g_whole, rtol=1e-4,
-                             atol=1e-5 * float(np.abs(g_whole).max()))
+  # The same correlation-1 rounding reaches the gradient (seen: 3e-4 relative
+  # on one element of 448, 1.3e-5 of the largest entry).
+  np.testing.assert_allclose(g_tiled, g_whole, rtol=5e-4,
+                             atol=5e-5 * float(np.abs(g_whole).max()))
 
 
 def test_cnn_block_kernel_is_the_same_under_vmap(key):

@@ -8,7 +8,8 @@ import pytest
 from benchmarks import _tables, configs, run
 from ntga.errors import ConfigError
 
-TABLES = ["table1_mnist", "table2_cifar", "table3_defenses", "table4_ratio"]
+TABLES = ["table1_mnist", "table2_cifar", "table3_defenses", "table4_ratio",
+          "table5_cifar_full"]
 
 
 def _records(out, name):
@@ -109,6 +110,13 @@ def _cell(col="a", seeds=(0, 1, 2)):
 def test_malformed_table_configs_are_rejected(config, message):
   with pytest.raises(ConfigError, match=message):
     _tables.check_table("x", config, smoke=False)
+
+
+def test_min_seeds_lowers_the_seed_floor_per_table():
+  one = _table([_cell("a", seeds=(0,))])
+  with pytest.raises(ConfigError, match="at least 3 distinct seeds"):
+    _tables.check_table("x", one, smoke=False)
+  _tables.check_table("x", {**one, "min_seeds": 1}, smoke=False)
 
 
 def test_cell_hash_ignores_labels_only():

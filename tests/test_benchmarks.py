@@ -84,10 +84,38 @@ def _check_cnn_kernel_speed(record):
   assert m["step"]["gradient_cosine"] > 0.999
 
 
+def _check_victim_speed(record):
+  m, c = record["metrics"], record["config"]
+  assert [v["settings"] for v in m["victims"]] == c["victims"]
+  for v in m["victims"]:
+    for key in ("images_per_second", "flops_per_image", "achieved_gflops",
+                "epoch_seconds"):
+      assert np.isfinite(v[key]) and v[key] > 0, (key, v)
+    assert v["achieved_gflops"] == pytest.approx(
+        v["flops_per_image"] * v["images_per_second"] / 1e9, rel=1e-6)
+  assert [layer["shape"] for layer in m["layers"]] == c["layers"]
+  for layer in m["layers"]:  # the same convolution, computed two ways
+    assert layer["max_grad_rel_diff"] < 1e-4
+    assert layer["speedup"] == pytest.approx(
+        layer["xla_seconds"] / layer["patch_seconds"])
+  assert m["matmul"]["gflops"] > 0
+
+
+def _check_evaluate_command(record):
+  m, c = record["metrics"], record["config"]
+  assert [r["seed"] for r in m["runs"]] == c["seeds"]
+  for r in m["runs"]:
+    assert r["command"].startswith("ntga evaluate ") and "--seed" in r["command"]
+    assert 0 <= r["final"] <= r["peak"] <= 1 and r["wall_clock_s"] > 0
+    assert max(r["test_accuracy"]) == r["peak"]
+
+
 CHECKS = {"poison_eval": _check_poison_eval, "attack_speed": _check_attack_speed,
           "ntga_step_speed": _check_ntga_step_speed,
           "ntga_block_sweep": _check_ntga_block_sweep,
-          "cnn_kernel_speed": _check_cnn_kernel_speed}
+          "cnn_kernel_speed": _check_cnn_kernel_speed,
+          "victim_speed": _check_victim_speed,
+          "evaluate_command": _check_evaluate_command}
 
 
 def test_every_config_has_a_runner_and_a_check():

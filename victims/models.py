@@ -21,7 +21,7 @@ from flax import nnx
 
 from ntga.errors import ConfigError
 from victims import _names
-from victims._models import _densenet, _mobilenet, _resnet, _small, _vgg, _vit
+from victims._models import _densenet, _fast, _mobilenet, _resnet, _small, _vgg, _vit
 
 _Factory = Callable[[tuple[int, int, int], int, nnx.Rngs], nnx.Module]
 
@@ -31,6 +31,7 @@ _FACTORIES: dict[str, _Factory] = {
     "fnn-relu": lambda s, k, r: _small.FNN(s, k, activation=jax.nn.relu,
                                            ntk_init=False, rngs=r),
     "cnn": lambda s, k, r: _small.SmallCNN(s, k, rngs=r),
+    "fast": lambda s, k, r: _fast.FastNet(s, k, rngs=r),
     "resnet18": lambda s, k, r: _resnet.ResNet(s, k, blocks=(2, 2, 2, 2), rngs=r),
     "resnet34": lambda s, k, r: _resnet.ResNet(s, k, blocks=(3, 4, 6, 3), rngs=r),
     "vgg16": lambda s, k, r: _vgg.VGG(s, k, rngs=r),
@@ -51,7 +52,7 @@ def create(name: str, *, num_classes: int, input_shape: tuple[int, int, int],
   """Builds a freshly initialised victim model.
 
   Args:
-    name: one of :data:`NAMES` (``fnn``, ``fnn-relu``, ``cnn``, ``resnet18``,
+    name: one of :data:`NAMES` (``fnn``, ``fnn-relu``, ``cnn``, ``fast``, ``resnet18``,
       ``resnet34``, ``vgg16``, ``densenet121``, ``wrn-34-10``, ``mobilenetv2``,
       ``vit-small``).
     num_classes: number of output logits (>= 2).
@@ -86,3 +87,21 @@ def count_params(model: nnx.Module) -> int:
   """Number of trainable parameters (``nnx.Param`` entries) in ``model``."""
   leaves = jax.tree_util.tree_leaves(nnx.state(model, nnx.Param))
   return int(sum(math.prod(leaf.shape) for leaf in leaves))
+
+
+def fit_data(model: nnx.Module, x) -> None:
+  """Lets ``model`` estimate what it takes from its training images.
+
+  The ``fast`` victim sets its input normalisation and patch-whitening filters
+  here; models that estimate nothing from data are left unchanged. Call it
+  with the training images only (uint8 NHWC, or float in [0, 1]), never with
+  test images.
+
+  Example:
+    >>> m = create("fast", num_classes=10, input_shape=(32, 32, 3),
+    ...            rngs=nnx.Rngs(0))
+    >>> fit_data(m, train_images)  # doctest: +SKIP
+  """
+  fit = getattr(model, "fit_data", None)
+  if fit is not None:
+    fit(x)

@@ -13,6 +13,7 @@ import jax
 from flax import nnx
 
 from victims._models import _common
+from victims._models._conv import conv_general_dilated
 
 
 class FNN(nnx.Module):
@@ -60,9 +61,11 @@ class SmallCNN(nnx.Module):
   def __init__(self, input_shape: tuple[int, int, int], num_classes: int, *,
                rngs: nnx.Rngs):
     h, w, c = input_shape
-    self.conv1 = nnx.Conv(c, 64, (5, 5), padding="SAME", rngs=rngs)
+    self.conv1 = nnx.Conv(c, 64, (5, 5), padding="SAME", rngs=rngs,
+                          conv_general_dilated=conv_general_dilated)
     self.bn1 = _common.batch_norm(64, rngs=rngs)
-    self.conv2 = nnx.Conv(64, 64, (5, 5), padding="SAME", rngs=rngs)
+    self.conv2 = nnx.Conv(64, 64, (5, 5), padding="SAME", rngs=rngs,
+                          conv_general_dilated=conv_general_dilated)
     self.bn2 = _common.batch_norm(64, rngs=rngs)
     for _ in range(2):
       h, w = _common.same_size(h, 2), _common.same_size(w, 2)
