@@ -358,5 +358,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 130
 
 
-if __name__ == "__main__":
+#: Commands that run JAX and so restart once with huge pages (see ntga.hugepages).
+_HEAVY_COMMANDS = ("poison", "demo", "evaluate", "separability", "bench")
+
+
+def console_main() -> None:
+  """The ``ntga`` program: :func:`main` after the huge-page restart."""
+  if sys.argv[1:2] and sys.argv[1] in _HEAVY_COMMANDS:
+    from ntga import hugepages  # pylint: disable=g-import-not-at-top
+    hugepages.restart_with_hugepages()
   sys.exit(main())
+
+
+if __name__ == "__main__":
+  console_main()

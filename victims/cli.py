@@ -246,4 +246,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
+  from ntga import hugepages  # an entry point: see ntga/hugepages.py
+  hugepages.restart_with_hugepages()
   sys.exit(main())

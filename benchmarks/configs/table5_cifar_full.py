@@ -3,7 +3,7 @@
 Every attack (and the clean set) against every defense, at full scale: all
 50,000 training images are poisoned and all 10,000 clean test images judge
 the victim, the ``fast`` victim with its own recipe (see
-:mod:`victims.train`; 4 epochs, ~17 minutes per training on 2 cores). Column
+:mod:`victims.train`; 6 epochs, ~15 minutes per training on 2 cores). Column
 ``none`` trains with 3 seeds and no augmentation at all; every other column
 with seed 0 only (marked "1 seed"): ``augmentation`` is the recipe's own
 flip + 2 px translation, every other column is that defense alone, as in

@@ -44,7 +44,7 @@ WHITEN_EPS = 5e-4
 #: Eigenvalues below this fraction of the largest count as absent directions.
 NULL_RATIO = 1e-5
 #: Block widths: half of airbench94's (64, 256, 256), a quarter of its FLOPs,
-#: so that a CIFAR-10 epoch takes ~4 minutes on 2 CPU cores.
+#: so that a CIFAR-10 epoch takes ~2-2.5 minutes on 2 CPU cores.
 WIDTHS = (32, 128, 128)
 
 
