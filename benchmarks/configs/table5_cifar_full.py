@@ -32,31 +32,18 @@ APBench leaderboard (Qin et al., 2023) for the rest.
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
 
-from benchmarks.configs import SHARED, cpu_preset
-from benchmarks.configs.table3_defenses import FAST_AT
+from benchmarks.configs import SHARED, cpu_preset, table3_defenses
 
 PAPER = {  # ResNet-18, true CIFAR-10 (see the module docstring for sources)
     "clean": {"none": 91.9},
     "ntga": {"none": 39.7, "augmentation": 22.76, "bdr": 59.32,
              "grayscale": 74.3, "jpeg": 69.5, "at-linf": 69.70},
-    "ops": {"augmentation": 14.69, "bdr": 37.32, "grayscale": 19.88,
-            "jpeg": 78.48, "at-linf": 14.95},
-    "em": {"augmentation": 20.78, "bdr": 37.94, "grayscale": 92.03,
-           "jpeg": 80.72, "at-linf": 82.51},
-    "rem": {"augmentation": 17.47, "bdr": 58.60, "grayscale": 92.27,
-            "jpeg": 85.44, "at-linf": 77.46},
+    # APBench, as quoted in table 3.
+    **{name: table3_defenses.PAPER[name] for name in ("ops", "em", "rem")},
 }
 
-# column label -> (defense, victim settings beyond the fast recipe)
-DEFENSES = {
-    "none": ("none", {"augment": "none"}),
-    "augmentation": ("none", {"augment": "crop-flip"}),
-    "jpeg": ("jpeg", {"augment": "none"}),
-    "grayscale": ("grayscale", {"augment": "none"}),
-    "bdr": ("bdr", {"augment": "none"}),
-    "at-linf": ("at-linf", {"augment": "none", **FAST_AT}),
-    "ortho": ("ortho", {"augment": "none"}),
-}
+# Columns as in table 3: label -> (defense, victim settings beyond the recipe).
+DEFENSES = table3_defenses.DEFENSES
 NONE_SEEDS = [0, 1, 2]
 OTHER_SEEDS = [0]
 CNN_TARGETS = 1000
