@@ -4,12 +4,12 @@ XLA's CPU runtime allocates every large buffer of a step afresh. With glibc's
 default malloc, buffers over 32 MiB are fresh ``mmap``s whose 4 KiB pages
 fault in one by one: training the ``fast`` victim spent ~30% of its CPU time
 in the kernel doing that. glibc (>= 2.35) can ask for transparent huge pages
-instead (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``), which cut a training
-step of the ``fast`` victim from 2.1 s to 1.3 s on 2 cores (the
-``victim_speed`` benchmark runs with it). The tunable is read only when a
-process starts, so :func:`restart_with_hugepages` re-executes the current
-command once with it set. Only entry points call it (``ntga`` and
-``python -m ntga.cli``); a library user sets the variable in the shell.
+instead (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``), which removes most of
+those faults (the ``victim_speed`` benchmark runs with it). The tunable is
+read only when a process starts, so :func:`restart_with_hugepages`
+re-executes the current command once with it set. Only entry points call it
+(``ntga``, ``python -m ntga.cli``, ``python -m victims.cli``,
+``python -m benchmarks.run``); a library user sets the variable in the shell.
 ``NTGA_NO_HUGEPAGES=1`` turns it off.
 
 Example:
