@@ -41,8 +41,9 @@ from victims._models._conv import conv_general_dilated
 FIT_IMAGES = 5000
 WHITEN_KERNEL = 2
 WHITEN_EPS = 5e-4
-#: Eigenvalues below this fraction of the largest count as absent directions.
-NULL_RATIO = 1e-5
+#: Eigenvalues below this fraction of the largest count as absent directions
+#: (greyed CIFAR-10 images: ~1e-17; clean ones: smallest ~1.2e-5).
+NULL_RATIO = 1e-9
 #: Block widths: half of airbench94's (64, 256, 256), a quarter of its FLOPs,
 #: so that a CIFAR-10 epoch takes ~2-2.5 minutes on 2 CPU cores.
 WIDTHS = (32, 128, 128)
@@ -124,8 +125,8 @@ def whitening_filters(x: np.ndarray, kernel: int = WHITEN_KERNEL,
   Returns:
     HWIO filters: the eigenvectors of the (uncentred) k x k patch covariance,
     largest eigenvalue first, scaled by ``1/sqrt(eigenvalue + eps)``, then the
-    same filters negated. Eigenvectors whose eigenvalue is below
-    :data:`NULL_RATIO` times the largest get zero filters.
+    same filters negated. The slots of eigenvectors whose eigenvalue is
+    below :data:`NULL_RATIO` times the largest repeat the other filters.
   """
   n, h, w, c = x.shape
   d = kernel * kernel * c
@@ -141,9 +142,14 @@ def whitening_filters(x: np.ndarray, kernel: int = WHITEN_KERNEL,
   vals, vecs = vals[::-1], vecs[:, ::-1]
   filt = vecs / np.sqrt(np.maximum(vals, 0.0) + eps)
   # Directions the training images do not vary in (e.g. colour after the
-  # grayscale defense) get no filter rather than a 1/sqrt(eps) gain that
-  # would blow up whatever the test images hold there.
-  filt[:, vals <= NULL_RATIO * vals[0]] = 0.0
+  # grayscale defense) would get a 1/sqrt(eps) gain that blows up whatever
+  # the test images hold there; a zero filter instead would make a constant
+  # channel, which BatchNorm (eps 1e-12) turns into NaN. Their slots repeat
+  # the filters of the directions the images do vary in.
+  null = np.flatnonzero(vals <= NULL_RATIO * vals[0])
+  kept = np.flatnonzero(vals > NULL_RATIO * vals[0])
+  if len(kept):  # (constant images have no direction to repeat)
+    filt[:, null] = filt[:, kept[np.arange(len(null)) % len(kept)]]
   filt = filt.reshape(kernel, kernel, c, d)
   return np.concatenate([filt, -filt], axis=-1).astype(np.float32)
 
