@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.configs import SHARED, resolve_spec
+from benchmarks.configs import resolve_spec
 from ntga.errors import ConfigError
 
 
@@ -54,8 +54,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                            f"{proc.stderr.strip()[-2000:]}")
       m = json.loads((out / "metrics.json").read_text())
     runs.append({"seed": seed,
-                 "command": shlex.join(command(config["args"], seed)).replace(
-                     shlex.quote(SHARED), SHARED),
+                 "command": shlex.join(command(config["args"], seed)),
                  "wall_clock_s": wall, "final": m["final_test_accuracy"],
                  "peak": m["peak_test_accuracy"], "peak_epoch": m["peak_epoch"],
                  "test_accuracy": m["test_accuracy"],

@@ -14,7 +14,7 @@ computes the surrogate's kernel:
 Under differentiation the forward value is computed as ``patches @ W`` (the
 patches are the residual the weight gradient needs anyway). Values and
 gradients equal ``jax.lax.conv_general_dilated``'s up to float reassociation
-(``tests/test_victims_models.py``); the throughput it buys is recorded by the
+(``tests/test_victims_fast.py``); the throughput it buys is recorded by the
 ``victim_speed`` benchmark. The fast path covers unit-stride, undilated,
 ungrouped NHWC/HWIO convolutions with SAME, VALID or explicit padding; any
 other call goes to ``jax.lax.conv_general_dilated`` unchanged.

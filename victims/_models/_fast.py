@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from victims._models._conv import conv_general_dilated
+from victims._models._conv import _patches, conv_general_dilated
 
 #: Images used to estimate the normalisation and the whitening filters.
 FIT_IMAGES = 5000
@@ -133,9 +133,7 @@ def whitening_filters(x: np.ndarray, kernel: int = WHITEN_KERNEL,
   cov = np.zeros((d, d))
   for i in range(0, n, 500):
     chunk = jnp.asarray(x[i:i + 500], jnp.float32)
-    p = jnp.concatenate([chunk[:, a:a + h - kernel + 1, b:b + w - kernel + 1, :]
-                         for a in range(kernel) for b in range(kernel)], axis=-1)
-    p = p.reshape(-1, d)
+    p = _patches(chunk, (kernel, kernel), ((0, 0), (0, 0))).reshape(-1, d)
     cov += np.asarray(p.T @ p, np.float64)
   cov /= n * (h - kernel + 1) * (w - kernel + 1)
   vals, vecs = np.linalg.eigh(cov)
