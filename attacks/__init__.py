@@ -1,7 +1,7 @@
 """The other poisoners (CUDA, OPS, EM, REM, random noise) and the attack registry.
 
 Every attack is ``poison(key, x, y, config) -> x_poisoned`` on uint8 NHWC images
-(see :mod:`attacks.registry`). Look one up by name:
+(see :mod:`ntga.attacks.registry`). Look one up by name:
 
 Example:
   >>> import attacks, jax
@@ -16,7 +16,7 @@ import math
 
 import numpy as np
 
-from attacks.registry import NAMES, Attack, build, registry
+from ntga.attacks.registry import NAMES, Attack, build, registry
 from ntga.errors import ConfigError, DataError
 
 __all__ = ["Attack", "get", "names", "registry", "apply_ratio", "perturbation_stats",
@@ -56,7 +56,7 @@ def apply_ratio(key, x_clean, x_poisoned, ratio: float) -> tuple[np.ndarray, np.
     ConfigError: ratio outside [0, 1].
     DataError: shapes differ.
   """
-  from attacks import _common
+  from ntga.attacks import _common
   if not (isinstance(ratio, (int, float)) and 0.0 <= ratio <= 1.0):
     raise ConfigError(f"--ratio {ratio!r} is out of range, expected [0, 1]")
   x_clean, x_poisoned = np.asarray(x_clean), np.asarray(x_poisoned)
@@ -82,5 +82,5 @@ def perturbation_stats(x_clean, x_poisoned) -> dict:
 
 def key_fingerprint(key) -> str:
   """A short fingerprint of a secret key, safe for the manifest (see CUDA)."""
-  from attacks import _common
+  from ntga.attacks import _common
   return _common.key_fingerprint(key)

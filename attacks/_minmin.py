@@ -24,8 +24,8 @@ the model then takes one adversarial-training step (PGD at radius ``rho_a``) on
 the transformed, noised minibatch. After ``total_train_steps`` iterations the
 noise of the whole training set is generated once more with the final model.
 
-Both share this engine; :mod:`attacks.em` and :mod:`attacks.rem` re-export it.
-Each round (EM) or report interval (REM) is logged on the ``attacks.minmin``
+Both share this engine; :mod:`ntga.attacks.em` and :mod:`ntga.attacks.rem` re-export it.
+Each round (EM) or report interval (REM) is logged on the ``ntga.attacks.minmin``
 logger and shown in the tqdm postfix: the source model's accuracy and mean loss
 on the perturbed training data, so a user can see whether and when EM stops.
 """
@@ -43,10 +43,10 @@ import numpy as np
 import optax
 import tqdm
 
-from attacks import _common, _source_model
+from ntga.attacks import _common, _source_model
 from ntga.errors import ConfigError
 
-log = logging.getLogger("attacks.minmin")
+log = logging.getLogger("ntga.attacks.minmin")
 
 
 def _check_common(cfg):
@@ -527,7 +527,7 @@ def poison(key: jax.Array, x, y, config) -> np.ndarray:
   """EM / REM poisoning: :func:`generate` and keep only the images.
 
   Progress (per-round source accuracy and loss, the stop) is logged on the
-  ``attacks.minmin`` logger; call :func:`generate` to get it back as data.
+  ``ntga.attacks.minmin`` logger; call :func:`generate` to get it back as data.
 
   Args:
     key: PRNG key.

@@ -8,8 +8,8 @@ applied per channel (depthwise) with zero 'same' padding, and each output image
 is divided by its own maximum and quantised to uint8.
 
 CUDA is not eps-bounded: report PSNR and max |delta| instead
-(:func:`attacks.perturbation_stats`). The key is the secret: publish only
-:func:`attacks._common.key_fingerprint` of it.
+(:func:`ntga.attacks.perturbation_stats`). The key is the secret: publish only
+:func:`ntga.attacks._common.key_fingerprint` of it.
 
 Example:
   >>> x_p = poison(jax.random.key(0), x, y, CUDAConfig(pb=0.3))
@@ -23,7 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attacks import _common
+from ntga.attacks import _common
 from ntga.errors import ConfigError
 
 

@@ -33,7 +33,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attacks import _common
+from ntga.attacks import _common
 from ntga.errors import ConfigError
 
 _STD_FLOOR = 1e-6

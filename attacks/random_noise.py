@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from attacks import _common
+from ntga.attacks import _common
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)

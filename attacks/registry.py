@@ -3,7 +3,7 @@
 Every attack is a pure function ``poison(key, x, y, config) -> x_poisoned`` with
 ``x`` uint8 NHWC, ``y`` int64 and ``config`` a frozen keyword-only dataclass whose
 defaults come from the method's paper. ``ntga poison --attack NAME`` looks the
-name up here (through :func:`attacks.get`).
+name up here (through :func:`ntga.attacks.get`).
 """
 
 from __future__ import annotations
@@ -41,33 +41,33 @@ NAMES = ("ntga", "cuda", "ops", "em", "rem", "random")
 
 
 def _ntga() -> Attack:
-  # ---- NTGA entry (owned by the lead; ntga.attack provides NTGAConfig, poison) ----
-  from ntga.attack import NTGAConfig, poison
+  # ---- NTGA entry (owned by the lead; ntga.pgd provides NTGAConfig, poison) ----
+  from ntga.pgd import NTGAConfig, poison
   return Attack("ntga", NTGAConfig, poison, resumable=True)
 
 
 def _cuda() -> Attack:
-  from attacks import cuda
+  from ntga.attacks import cuda
   return Attack("cuda", cuda.CUDAConfig, cuda.poison, secret_key=True, eps_bounded=False)
 
 
 def _ops() -> Attack:
-  from attacks import ops
+  from ntga.attacks import ops
   return Attack("ops", ops.OPSConfig, ops.poison, eps_bounded=False)
 
 
 def _em() -> Attack:
-  from attacks import em
+  from ntga.attacks import em
   return Attack("em", em.EMConfig, em.poison)
 
 
 def _rem() -> Attack:
-  from attacks import rem
+  from ntga.attacks import rem
   return Attack("rem", rem.REMConfig, rem.poison)
 
 
 def _random() -> Attack:
-  from attacks import random_noise
+  from ntga.attacks import random_noise
   return Attack("random", random_noise.RandomConfig, random_noise.poison)
 
 

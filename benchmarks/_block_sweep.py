@@ -8,8 +8,8 @@ process:
 
 1. loads ``block + targets`` training images; the first ``block`` form the
    block, the rest the target set, streamed in chunks of ``target_chunk`` as
-   :func:`ntga.attack.poison` does;
-2. compiles the PGD step, ``jax.grad`` of :func:`ntga.attack._gp_loss` with
+   :func:`ntga.pgd.poison` does;
+2. compiles the PGD step, ``jax.grad`` of :func:`ntga.pgd._gp_loss` with
    respect to the block's pixels (exactly what ``attack_block`` evaluates per
    step: with the value unused, XLA drops the forward scan over the target
    chunks and keeps only the rematerialised backward one), calls it once to
@@ -174,7 +174,7 @@ def measure_point(point: dict[str, Any]) -> dict[str, Any]:
   """
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from ntga import attack, surrogates  # pylint: disable=g-import-not-at-top
+  from ntga import pgd, surrogates  # pylint: disable=g-import-not-at-top
 
   block, chunk = point["block"], point["target_chunk"]
   xb, yb, tx, ty, classes = _point_data(point["spec"], block, point["targets"],
@@ -187,7 +187,7 @@ def measure_point(point: dict[str, Any]) -> dict[str, Any]:
   baseline = _peak_rss_mib()
 
   # The PGD step: the gradient attack_block takes, once per step.
-  loss = lambda x: attack._gp_loss(x, yb, mask, tx, ty, tw, kernel_fn=kernel_fn,
+  loss = lambda x: pgd._gp_loss(x, yb, mask, tx, ty, tw, kernel_fn=kernel_fn,
                                    t=point["t"], diag_reg=1e-4, loss="ce")
   start = time.perf_counter()
   step = jax.jit(jax.grad(loss)).lower(xb).compile()
@@ -195,9 +195,9 @@ def measure_point(point: dict[str, Any]) -> dict[str, Any]:
 
   # The kernel computations, as two loop-free pieces XLA can count: one slab
   # of K_nn's rows forward + backward (the step builds K_nn in n_slabs such
-  # slabs, attack.block_kernel), and one target chunk's K_mn forward +
+  # slabs, pgd.block_kernel), and one target chunk's K_mn forward +
   # backward.
-  n_slabs, rows = attack.slab_shape(block, chunk)
+  n_slabs, rows = pgd.slab_shape(block, chunk)
   keys = jax.random.split(jax.random.key(0))
   ct_nn = jax.random.normal(keys[0], (rows, block), jnp.float32)
   ct_mn = jax.random.normal(keys[1], (chunk, block), jnp.float32)

@@ -6,7 +6,7 @@ the rewrite (``ntga._cnn_kernel``) buys, in one process on one machine:
 * per image pair, the kernel's value and its gradient with respect to the
   first argument (``jax.grad`` of the summed kernel), on random images of
   each configured shape;
-* one NTGA PGD step's gradient (``ntga.attack._gp_loss``: the block's K_nn,
+* one NTGA PGD step's gradient (``ntga.pgd._gp_loss``: the block's K_nn,
   its factorisation, the target set in chunks) on real training images, with
   either kernel, plus the cosine between the two gradients.
 

@@ -111,7 +111,7 @@ def poisoned_train_set(cell: dict[str, Any], *, cache: Path):
     cache), ``n_train`` and ``cached``.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  import attacks  # pylint: disable=g-import-not-at-top
+  from ntga import attacks  # pylint: disable=g-import-not-at-top
   from benchmarks.run import config_hash  # pylint: disable=g-import-not-at-top
   from ntga import cli, io  # pylint: disable=g-import-not-at-top
 
@@ -183,7 +183,7 @@ def run_cell(cell: dict[str, Any], *, cache: Path) -> dict[str, Any]:
     clean test accuracy, and ``per_seed`` details.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  from victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from ntga.victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
 
   cfg = TrainConfig(**{**cell["victim"], "defense": cell["defense"]}).resolved()
   train, poison = poisoned_train_set(cell, cache=cache)

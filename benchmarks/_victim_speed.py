@@ -4,14 +4,14 @@ Two measurements in one process on one machine, after the machine's float32
 matmul rate (:func:`benchmarks._block_sweep.matmul_rate`, before and after):
 
 * **victims**: each configured victim trains for ``epochs`` epochs on a
-  subset of real training images through :func:`victims.train.train_and_evaluate`
+  subset of real training images through :func:`ntga.victims.train.train_and_evaluate`
   (the code every user runs); the last epoch's training time (compilation
   and evaluation excluded) gives images/s, and XLA's cost analysis of the
-  compiled step (:func:`victims.train.train_step_flops`) gives FLOPs per
+  compiled step (:func:`ntga.victims.train.train_step_flops`) gives FLOPs per
   image, hence the achieved GFLOP/s and its fraction of the matmul rate;
 * **layers**: one 3x3 SAME convolution's forward plus backward pass at each
   configured shape, with XLA's convolution and with
-  :mod:`victims._models._conv` (patch matmuls for the gradient), the
+  :mod:`ntga.victims._models._conv` (patch matmuls for the gradient), the
   GFLOP/s of each and the largest gradient difference between them.
 """
 
@@ -29,7 +29,7 @@ from benchmarks.configs import resolve_spec
 def _conv_layer(shape: list[int], repeats: int) -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  from victims._models import _conv  # pylint: disable=g-import-not-at-top
+  from ntga.victims._models import _conv  # pylint: disable=g-import-not-at-top
 
   n, h, c_in, c_out = shape
   keys = jax.random.split(jax.random.key(0), 2)
@@ -60,7 +60,7 @@ def _conv_layer(shape: list[int], repeats: int) -> dict[str, Any]:
 def _victim(victim: dict[str, Any], train, test, epochs: int, seed: int,
             matmul_gflops: float) -> dict[str, Any]:
   import jax  # pylint: disable=g-import-not-at-top
-  from victims.train import TrainConfig, train_and_evaluate, train_step_flops  # pylint: disable=g-import-not-at-top
+  from ntga.victims.train import TrainConfig, train_and_evaluate, train_step_flops  # pylint: disable=g-import-not-at-top
 
   cfg = TrainConfig(**{**victim, "epochs": epochs}).resolved()
   m = train_and_evaluate(jax.random.key(seed), train, test, cfg, progress=False)
@@ -85,7 +85,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
   """Runner of kind ``victim_speed`` (see the module docstring).
 
   Config keys: ``data`` (``spec``, ``limit``, ``test_limit``), ``victims``
-  (list of :class:`victims.train.TrainConfig` field dicts), ``epochs`` (>= 2:
+  (list of :class:`ntga.victims.train.TrainConfig` field dicts), ``epochs`` (>= 2:
   the first includes compilation), ``seed``, ``layers`` (list of
   ``[batch, side, in_channels, out_channels]``), ``repeats``, ``matmul_n``.
 

@@ -5,7 +5,7 @@ Usage (small CPU settings; the attacks' full paper settings need a GPU):
 
 Poisons a seeded, class-stratified N-image subset of SPEC's training split with
 every attack (key 0; eps 8/255 for the eps-bounded ones, also on MNIST), trains
-the `cnn` victim of `victims.train` (its Adam recipe, key 1) for E epochs on each,
+the `cnn` victim of `ntga.victims.train` (its Adam recipe, key 1) for E epochs on each,
 and reports the clean test accuracy on the first M test images. One JSON record
 per attack goes to `benchmarks/results/attacks_victims.jsonl`; EM/REM records
 add `source_model`: rounds run (REM: source iterations), whether EM reached its
@@ -59,8 +59,8 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 
 import jax  # noqa: E402
 
-import attacks  # noqa: E402
-from attacks import em, rem  # noqa: E402
+from ntga import attacks  # noqa: E402
+from ntga.attacks import em, rem  # noqa: E402
 from benchmarks import _records  # noqa: E402
 from ntga import data, io  # noqa: E402
 from ntga.data._types import Dataset  # noqa: E402
@@ -128,7 +128,7 @@ def main():
   p.add_argument("--no-record", action="store_true", help="do not append to results/")
   a = p.parse_args()
   logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-  from victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from ntga.victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
   command = "python " + " ".join(shlex.quote(s) for s in sys.argv)
   train = data.load(a.spec, "train", limit=a.limit)
   test = data.load(a.spec, "test", limit=a.test_limit)

@@ -30,11 +30,11 @@ DEFAULT_MNIST = shared_data() / "mnist"
 def run_one(mnist: str, limit: int, block: int, targets: int) -> dict:
   """Poisons in this process on all its devices; returns timing and hash."""
   import jax  # pylint: disable=g-import-not-at-top
-  from ntga import attack, data  # pylint: disable=g-import-not-at-top
+  from ntga import pgd, data  # pylint: disable=g-import-not-at-top
   ds = data.load(mnist, "train", limit=limit)
-  cfg = attack.NTGAConfig(block_size=block, target_size=targets)
+  cfg = pgd.NTGAConfig(block_size=block, target_size=targets)
   start = time.perf_counter()
-  out = attack.poison(jax.random.key(0), ds.x, ds.y, cfg, num_classes=10)
+  out = pgd.poison(jax.random.key(0), ds.x, ds.y, cfg, num_classes=10)
   seconds = time.perf_counter() - start
   return {"devices": jax.device_count(), "seconds": seconds,
           "images_per_second": len(ds.x) / seconds,

@@ -4,7 +4,7 @@ One block of 512 MNIST training images, FNN surrogate, a 10,000-example target
 set, t = 64, cross-entropy. Both variants compute the gradient of the same
 loss with respect to the block's pixels:
 
-(a) ntga (``ntga.attack._gp_loss``): float32, K_nn and its eigendecomposition
+(a) ntga (``ntga.pgd._gp_loss``): float32, K_nn and its eigendecomposition
     once per step, the target set streamed in chunks of 250 with
     rematerialisation, the stable matrix-function gradient.
 (b) the reference code's scheme (Yuan & Wu's ``generate_attack.py``): float64,
@@ -37,7 +37,7 @@ import numpy as np
 
 from benchmarks import _records
 from benchmarks.configs import shared_data
-from ntga import attack, data, surrogates
+from ntga import pgd, data, surrogates
 from ntga.errors import ConfigError
 
 DEFAULT_MNIST = shared_data() / "mnist"
@@ -53,7 +53,7 @@ def _ours(kernel_fn, xb, yb, tx, ty, t):
   tyc = ty.reshape(n, chunk, -1)
   tw = jnp.ones((n, chunk), jnp.float32)
   mask = jnp.ones(xb.shape[0], jnp.float32)
-  loss = lambda x: attack._gp_loss(x, yb, mask, txc, tyc, tw,
+  loss = lambda x: pgd._gp_loss(x, yb, mask, txc, tyc, tw,
                                    kernel_fn=kernel_fn, t=t, diag_reg=1e-4,
                                    loss="ce")
   return jax.jit(jax.grad(loss))

@@ -37,7 +37,7 @@ def poison_eval(config: dict[str, Any]) -> dict[str, Any]:
   Config keys: ``data`` (``spec``, ``limit``, ``test_limit``), ``attack``
   (``name``, ``seed``, ``ratio``, ``settings``: the attack's config fields),
   ``clean_baseline`` (also train on the clean set), ``victims`` (list of
-  :class:`victims.train.TrainConfig` field dicts, each with a ``victim``),
+  :class:`ntga.victims.train.TrainConfig` field dicts, each with a ``victim``),
   ``defenses`` (names) and ``seeds`` (at least 3; victim key = ``key(seed)``).
 
   Returns:
@@ -46,9 +46,9 @@ def poison_eval(config: dict[str, Any]) -> dict[str, Any]:
     accuracy and their mean/std over seeds.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  import attacks  # pylint: disable=g-import-not-at-top
+  from ntga import attacks  # pylint: disable=g-import-not-at-top
   from ntga import cli, data  # pylint: disable=g-import-not-at-top
-  from victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from ntga.victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
 
   seeds = list(config["seeds"])
   if len(set(seeds)) < MIN_SEEDS:
@@ -110,7 +110,7 @@ def attack_speed(config: dict[str, Any]) -> dict[str, Any]:
     ``seconds``, ``images_per_second`` and the perturbation's PSNR / max delta.
   """
   import jax  # pylint: disable=g-import-not-at-top
-  import attacks  # pylint: disable=g-import-not-at-top
+  from ntga import attacks  # pylint: disable=g-import-not-at-top
   from ntga import data  # pylint: disable=g-import-not-at-top
 
   results = []

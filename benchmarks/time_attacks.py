@@ -13,7 +13,7 @@ import time
 import jax
 import numpy as np
 
-import attacks
+from ntga import attacks
 from ntga import data
 
 

@@ -117,13 +117,13 @@ print(f"digits: {len(train.x)} train / {len(test.x)} test images of shape "
 POISON_MD = """\
 ## Poison the training images
 
-`ntga.attack.poison` is a pure function of a PRNG key, the images, the labels
+`ntga.pgd.poison` is a pure function of a PRNG key, the images, the labels
 and a frozen config; `None` fields of the config (eps, GP time `t`, step size)
 take the paper's values for the data. Here the surrogate is the NTK of a
 fully-connected network (`fnn`)."""
 
 POISON = """\
-from ntga.attack import NTGAConfig, poison, resolve
+from ntga.pgd import NTGAConfig, poison, resolve
 
 config = NTGAConfig(surrogate="fnn", block_size=BLOCK_SIZE,
                     target_size=TARGET_SIZE, steps=STEPS)
@@ -158,7 +158,7 @@ each training set; only the pixels differ. Accuracy is measured on the clean
 test split after every epoch."""
 
 TRAIN = """\
-from victims.train import TrainConfig, train_and_evaluate
+from ntga.victims.train import TrainConfig, train_and_evaluate
 
 poisoned = data.Dataset(x_poisoned, train.y, train.class_names, train.index)
 train_config = TrainConfig(victim=VICTIM, epochs=EPOCHS)

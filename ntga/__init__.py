@@ -5,7 +5,7 @@ The core, in a few short files:
 * ``ntga.surrogates``: the paper's infinite-width FNN and CNN (neural-tangents).
 * ``ntga.predict``: the closed-form NTK Gaussian-process mean and its stable
   gradient.
-* ``ntga.attack``: NTGA itself, block-wise projected gradient ascent.
+* ``ntga.pgd``: NTGA itself, block-wise projected gradient ascent.
 * ``ntga.data``: ``load(spec, split)`` for every supported dataset format.
 * ``ntga.io``: atomic output (train.npz, manifest.json, PNGs).
 * ``ntga.cli``: the ``ntga`` command.

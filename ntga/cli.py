@@ -188,7 +188,7 @@ def build_config(attack, settings: Sequence[str], eps: float | None):
 
 def run_poison(args: argparse.Namespace) -> int:
   """Implements ``ntga poison``."""
-  import attacks  # pylint: disable=g-import-not-at-top
+  from ntga import attacks  # pylint: disable=g-import-not-at-top
   from ntga import data, io  # pylint: disable=g-import-not-at-top
 
   check_distributed_flags(args)
@@ -227,7 +227,7 @@ def poison_dataset(attack, config, ds, *, seed: int, ratio: float | None,
   """Runs an attack on a Dataset; returns (manifest fields, poisoned x)."""
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
-  import attacks  # pylint: disable=g-import-not-at-top
+  from ntga import attacks  # pylint: disable=g-import-not-at-top
   from ntga import io  # pylint: disable=g-import-not-at-top
 
   key = jax.random.key(seed)
@@ -238,7 +238,7 @@ def poison_dataset(attack, config, ds, *, seed: int, ratio: float | None,
   x_p = attack.poison(key, ds.x, ds.y, config, **extra)
   resolved = config
   if attack.name == "ntga":
-    from ntga.attack import resolve  # pylint: disable=g-import-not-at-top
+    from ntga.pgd import resolve  # pylint: disable=g-import-not-at-top
     resolved = resolve(config, ds.x.shape[1:])
   manifest: dict[str, Any] = {"attack": attack.name,
                               "config": dataclasses.asdict(resolved)}
@@ -304,7 +304,7 @@ def _add_victims(sub, full: bool) -> None:
     for name, text in _VICTIM_COMMANDS.items():
       sub.add_parser(name, help=text)
     return
-  from victims import cli as vcli  # pylint: disable=g-import-not-at-top
+  from ntga.victims import cli as vcli  # pylint: disable=g-import-not-at-top
   p = sub.add_parser("evaluate", help=_VICTIM_COMMANDS["evaluate"])
   vcli.add_evaluate_arguments(p)
   p.set_defaults(func=vcli.run_evaluate)

@@ -85,12 +85,12 @@ def main(out: str = "ntga-demo", seed: int = 0, overwrite: bool = False,
   Returns:
     0 on success.
   """
-  import attacks  # pylint: disable=g-import-not-at-top
+  from ntga import attacks  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
   from ntga import data, io  # pylint: disable=g-import-not-at-top
-  from ntga.attack import NTGAConfig  # pylint: disable=g-import-not-at-top
+  from ntga.pgd import NTGAConfig  # pylint: disable=g-import-not-at-top
   from ntga.cli import poison_dataset, _remove_checkpoints  # pylint: disable=g-import-not-at-top
-  from victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
+  from ntga.victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
 
   start = time.time()
   folder = io.prepare_output(out, overwrite=overwrite)

@@ -8,7 +8,7 @@ instead (``GLIBC_TUNABLES=glibc.malloc.hugetlb=1``), which removes most of
 those faults (the ``victim_speed`` benchmark runs with it). The tunable is
 read only when a process starts, so :func:`restart_with_hugepages`
 re-executes the current command once with it set. Only entry points call it
-(``ntga``, ``python -m ntga.cli``, ``python -m victims.cli``,
+(``ntga``, ``python -m ntga.cli``, ``python -m ntga.victims.cli``,
 ``python -m benchmarks.run``); a library user sets the variable in the shell.
 ``NTGA_NO_HUGEPAGES=1`` turns it off.
 

@@ -10,7 +10,7 @@ import jax
 import numpy as np
 import pytest
 
-from ntga import attack, data, predict, surrogates
+from ntga import pgd, data, predict, surrogates
 
 pytestmark = pytest.mark.accelerator
 
@@ -25,8 +25,8 @@ def _require_accelerator():
 def test_ntga_runs_on_the_accelerator_and_defeats_the_gp():
   _require_accelerator()
   train, test = data.load("digits", "train"), data.load("digits", "test")
-  cfg = attack.NTGAConfig(block_size=512)
-  out = attack.poison(jax.random.key(0), train.x, train.y, cfg, num_classes=10)
+  cfg = pgd.NTGAConfig(block_size=512)
+  out = pgd.poison(jax.random.key(0), train.x, train.y, cfg, num_classes=10)
   assert np.abs(out.astype(int) - train.x).max() <= 76
   kfn = jax.jit(surrogates.get("fnn", 10))
 

@@ -7,8 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-import attacks
-from attacks import _common, cuda, ops, random_noise
+from ntga import attacks
+from ntga.attacks import _common, cuda, ops, random_noise
 from ntga.errors import ConfigError, DataError
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import optax
 import pytest
 
-import attacks
-from attacks import _common, _source_model, em, rem
+from ntga import attacks
+from ntga.attacks import _common, _source_model, em, rem
 from ntga import data
 from ntga.errors import ConfigError
 
@@ -107,7 +107,7 @@ def test_em_runs_all_rounds_when_never_stopping(results):
 
 def test_em_logs_each_round(caplog):
   cfg = em.EMConfig.cpu(batch_size=8, train_steps=2, max_rounds=2, stop_accuracy=1.0)
-  with caplog.at_level(logging.INFO, logger="attacks.minmin"):
+  with caplog.at_level(logging.INFO, logger="ntga.attacks.minmin"):
     em.generate(jax.random.key(3), _X, _Y, cfg)
   rounds = [m for m in caplog.messages if m.startswith("em round")]
   assert len(rounds) == 2 and "accuracy on perturbed data" in rounds[0]

@@ -509,7 +509,7 @@ def test_block_sweep_point_in_process_and_its_memory_plan():
            "max_rss_mib": 1e6}
   m = _block_sweep.measure_point(point)
   assert "status" not in m and m["n_chunks"] == 2
-  # K_nn in 2 slabs of 16 rows (attack.block_kernel with chunk 20).
+  # K_nn in 2 slabs of 16 rows (pgd.block_kernel with chunk 20).
   assert (m["n_slabs"], m["slab_rows"]) == (2, 16)
   assert 1 <= len(m["seconds_per_step_all"]) <= 2 and m["seconds_per_step"] > 0
   assert m["flops_per_step"] == (2 * m["flops_k_nn_slab"]

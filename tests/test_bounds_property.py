@@ -5,7 +5,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ntga import attack
+from ntga import pgd
 
 
 @settings(max_examples=200, deadline=None)
@@ -19,7 +19,7 @@ def test_quantize_never_exceeds_linf_eps(seed, levels, n, h, c, spread):
   adv = np.clip(clean / 255 + rng.uniform(-spread, spread, clean.shape) * eps,
                 0, 1)
   adv = clean / 255 + np.clip(adv - clean / 255, -eps, eps)  # float within eps
-  out = attack.quantize(clean, adv, eps, "linf")
+  out = pgd.quantize(clean, adv, eps, "linf")
   assert out.dtype == np.uint8
   assert np.abs(out.astype(int) - clean).max() <= eps * 255 + 1e-9
 
@@ -33,7 +33,7 @@ def test_quantize_never_exceeds_l2_eps(seed, eps, n, h, c):
   d = rng.normal(size=clean.shape)
   d *= eps / np.linalg.norm(d.reshape(n, -1), axis=1).reshape(n, 1, 1, 1)
   adv = np.clip(clean / 255 + d, 0, 1)
-  out = attack.quantize(clean, adv, eps, "l2")
+  out = pgd.quantize(clean, adv, eps, "l2")
   norms = np.linalg.norm((out.astype(float) - clean).reshape(n, -1) / 255, axis=1)
   assert (norms <= eps + 1e-9).all()
 
@@ -48,8 +48,8 @@ def test_ntga_output_never_exceeds_eps(seed, levels, n, h, c, k):
   x = rng.integers(0, 256, (n, h, h, c), dtype=np.uint8)
   y = np.arange(n) % k
   eps = levels / 255
-  cfg = attack.NTGAConfig(eps=eps, t=64.0, steps=2, block_size=4,
+  cfg = pgd.NTGAConfig(eps=eps, t=64.0, steps=2, block_size=4,
                           target_size=n, random_start=True)
-  out = attack.poison(jax.random.key(seed), x, y, cfg, num_classes=k)
+  out = pgd.poison(jax.random.key(seed), x, y, cfg, num_classes=k)
   assert out.dtype == np.uint8 and out.shape == x.shape
   assert np.abs(out.astype(int) - x).max() <= levels

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from victims import cli
+from ntga.victims import cli
 
 
 def _npz(path, n, size, seed=0, k=3):

@@ -7,8 +7,8 @@ import pytest
 
 from ntga.data._types import Dataset
 from ntga.errors import ConfigError, DataError
-from victims import adversarial, defenses, separability
-from victims import train as vt
+from ntga.victims import adversarial, defenses, separability
+from ntga.victims import train as vt
 
 
 def _natural_images(n=6, size=32, seed=0):
@@ -153,7 +153,7 @@ def _planted_linear(key, n=1200, k=4, size=8):
 
 def test_orthogonal_projection_removes_planted_pattern(key):
   x, y, patterns = _planted_linear(key)
-  from victims import _linear
+  from ntga.victims import _linear
   _, before = _linear.fit_linear(jax.random.key(1), x, y, 4, bias=False)
   assert before == 1.0  # a linear model separates the pattern perfectly
   proj, q = defenses.orthogonal_projection(key, x, y, 4)

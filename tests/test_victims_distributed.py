@@ -57,7 +57,7 @@ def test_two_processes_equal_one_process_two_devices(tmp_path):
 
 
 def test_distributed_flags_without_distributed_are_refused(tmp_path, capsys):
-  from victims import cli
+  from ntga.victims import cli
   assert cli.main([*ARGS, "--coordinator", "127.0.0.1:1234"]) == 2
   err = capsys.readouterr().err.strip()
   assert len(err.splitlines()) == 1 and "--distributed" in err

@@ -9,9 +9,9 @@ import pytest
 from flax import nnx
 
 from ntga.data._types import Dataset
-from victims import models
-from victims import train as vt
-from victims._models import _conv, _fast
+from ntga.victims import models
+from ntga.victims import train as vt
+from ntga.victims._models import _conv, _fast
 
 
 def _images(n, shape, seed=0):
@@ -204,7 +204,7 @@ def test_victims_use_the_matmul_gradient_and_keep_their_results():
 
 def test_whitening_ignores_directions_absent_from_training():
   """Fitted on greyed images, the stem does not see colour-only changes."""
-  from victims import defenses
+  from ntga.victims import defenses
   grey = defenses.grayscale(_images(64, (8, 8, 3)))
   model = models.create("fast", num_classes=10, input_shape=(8, 8, 3),
                         rngs=nnx.Rngs(0))

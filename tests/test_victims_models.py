@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from ntga.errors import ConfigError
-from victims import models
+from ntga.victims import models
 
 FAST = ("fnn", "fnn-relu", "cnn", "resnet18", "vgg16")
 BIG = ("resnet34", "densenet121", "wrn-34-10", "mobilenetv2", "vit-small")

@@ -13,7 +13,7 @@ import pytest
 
 from ntga import data
 from ntga.errors import OutputError
-from victims import train as vt
+from ntga.victims import train as vt
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ import pytest
 
 from ntga.data._types import Dataset
 from ntga.errors import ConfigError, DataError
-from victims import train as vt
+from ntga.victims import train as vt
 
 NAMES10 = tuple(str(i) for i in range(10))
 

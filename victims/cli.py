@@ -2,7 +2,7 @@
 
 The ``ntga`` CLI hooks :func:`add_evaluate_arguments` / :func:`run_evaluate`
 and :func:`add_separability_arguments` / :func:`run_separability` into its
-sub-commands; ``python -m victims.cli {evaluate,separability} ...`` runs the
+sub-commands; ``python -m ntga.victims.cli {evaluate,separability} ...`` runs the
 same code stand-alone.
 
 ``evaluate --out DIR`` saves the training state to ``DIR/checkpoints/`` after
@@ -12,7 +12,7 @@ writes ``DIR/metrics.json`` and ``DIR/learning_curve.png`` and removes the
 checkpoints; a folder holding metrics.json is complete and is refused.
 
 Example:
-  python -m victims.cli evaluate --train digits --test digits --victim cnn \
+  python -m ntga.victims.cli evaluate --train digits --test digits --victim cnn \
       --epochs 5 --out runs/cnn
 """
 
@@ -39,7 +39,7 @@ def _number(text: str) -> float:
 
 def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
   """Adds the ``evaluate`` flags to ``parser``."""
-  from victims import _names  # no JAX import: `ntga --help` stays fast
+  from ntga.victims import _names  # no JAX import: `ntga --help` stays fast
   parser.add_argument("--train", required=True, metavar="SPEC",
                       help="training data spec (any ntga data spec, a poisoning "
                            "run's OUT directory or its train.npz)")
@@ -120,8 +120,8 @@ def plot_learning_curve(metrics: dict, path: str) -> None:
 
 
 def config_from_args(args: argparse.Namespace):
-  """Builds the :class:`victims.train.TrainConfig` the flags describe."""
-  from victims.train import TrainConfig
+  """Builds the :class:`ntga.victims.train.TrainConfig` the flags describe."""
+  from ntga.victims.train import TrainConfig
   return TrainConfig(
       victim=args.victim, defense=args.defense, epochs=args.epochs,
       batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
@@ -149,7 +149,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     init_distributed(args)
   import jax
   from ntga import data
-  from victims.train import train_and_evaluate
+  from ntga.victims.train import train_and_evaluate
   # --limit-* take the fixed (seed 0) stratified order, the same rows as
   # `ntga poison --limit`, whatever the training --seed.
   train = data.load(args.train, "train", limit=args.limit_train,
@@ -201,7 +201,7 @@ def run_separability(args: argparse.Namespace) -> int:
     raise OutputError(f"--out {args.out}: already holds separability.json")
   import jax
   from ntga import data
-  from victims.separability import linear_separability
+  from ntga.victims.separability import linear_separability
   ds = data.load(args.data, args.split, limit=args.limit, data_dir=args.data_dir)
   x_clean = None
   if args.clean:
@@ -230,8 +230,8 @@ def run_separability(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-  """``python -m victims.cli {evaluate,separability} ...``."""
-  parser = argparse.ArgumentParser(prog="python -m victims.cli")
+  """``python -m ntga.victims.cli {evaluate,separability} ...``."""
+  parser = argparse.ArgumentParser(prog="python -m ntga.victims.cli")
   sub = parser.add_subparsers(dest="command", required=True)
   add_evaluate_arguments(sub.add_parser("evaluate", help="train a victim, report "
                                         "clean test accuracy"))

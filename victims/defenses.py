@@ -20,7 +20,7 @@ with Compression", ICML 2023): :func:`jpeg_compress` (quality 10),
 Orthogonal projection (:func:`orthogonal_projection`): Sandoval-Segura et
 al., "What Can We Learn from Unlearnable Datasets?", NeurIPS 2023.
 
-Adversarial training lives in :mod:`victims.adversarial`.
+Adversarial training lives in :mod:`ntga.victims.adversarial`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ import numpy as np
 from PIL import Image
 
 from ntga.errors import ConfigError
-from victims import _linear, _names
+from ntga.victims import _linear, _names
 
 #: Every value accepted by ``TrainConfig.defense`` / ``--defense``.
 NAMES: tuple[str, ...] = _names.DEFENSES

@@ -6,7 +6,7 @@ on it (flattening dense layers, ViT position embeddings).
 
 Example:
   >>> from flax import nnx
-  >>> from victims import models
+  >>> from ntga.victims import models
   >>> model = models.create("cnn", num_classes=10, input_shape=(28, 28, 1),
   ...                       rngs=nnx.Rngs(0))
 """
@@ -20,8 +20,8 @@ import jax
 from flax import nnx
 
 from ntga.errors import ConfigError
-from victims import _names
-from victims._models import _densenet, _fast, _mobilenet, _resnet, _small, _vgg, _vit
+from ntga.victims import _names
+from ntga.victims._models import _densenet, _fast, _mobilenet, _resnet, _small, _vgg, _vit
 
 _Factory = Callable[[tuple[int, int, int], int, nnx.Rngs], nnx.Module]
 

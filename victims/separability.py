@@ -12,7 +12,7 @@ import jax
 import numpy as np
 
 from ntga.errors import DataError
-from victims import _linear
+from ntga.victims import _linear
 
 
 def _standardise(x: np.ndarray) -> np.ndarray:

@@ -58,7 +58,7 @@ from tqdm.auto import tqdm
 
 from ntga.data._types import Dataset
 from ntga.errors import ConfigError, DataError, OutputError
-from victims import _names, adversarial, defenses, models
+from ntga.victims import _names, adversarial, defenses, models
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,8 +122,8 @@ class TrainConfig:
   the papers); :meth:`resolved` fills them in.
 
   Attributes:
-    victim: model name, one of :data:`victims.models.NAMES`.
-    defense: one of :data:`victims.defenses.NAMES`.
+    victim: model name, one of :data:`ntga.victims.models.NAMES`.
+    defense: one of :data:`ntga.victims.defenses.NAMES`.
     epochs, batch_size, lr, optimizer, schedule, weight_decay, loss,
     warmup_epochs: optimisation settings (``None`` = recipe; a recipe's
       warm-up is capped at a tenth of ``epochs``). ``schedule`` 'triangle'

@@ -67,7 +67,7 @@ def cpu_preset(attack: str) -> dict[str, Any]:
     to pass as an attack's ``settings`` (so a config's hash follows the preset).
   """
   import dataclasses  # pylint: disable=g-import-not-at-top
-  from attacks import em, rem  # pylint: disable=g-import-not-at-top
+  from ntga.attacks import em, rem  # pylint: disable=g-import-not-at-top
   cls = {"em": em.EMConfig, "rem": rem.REMConfig}[attack]
   preset, paper = dataclasses.asdict(cls.cpu()), dataclasses.asdict(cls())
   return {k: v for k, v in preset.items() if v != paper[k]}

@@ -2,7 +2,7 @@
 
 Runner: :mod:`benchmarks._evaluate_command`. Full: the whole training split
 (50,000) and test split (10,000), the ``fast`` victim with its recipe (see
-:mod:`victims.train`), seed 0; the wall-clock covers the whole command
+:mod:`ntga.victims.train`), seed 0; the wall-clock covers the whole command
 (start-up, decoding, compilation, training, per-epoch evaluation). Target
 (issue 13): >= 85% final clean test accuracy within 20 minutes on 2 cores.
 Smoke: the digits set, 1 epoch.

@@ -14,7 +14,7 @@ Target sets differ per surrogate: 10,000 for fnn (the paper's validation set)
 but 1,000 for cnn (as in tables 1 and 2), whose diagonal-spatial kernel costs
 ~10 us per image pair for value and gradient here (``cnn_kernel_speed``), far
 more than fnn's (compare the FLOP columns). The block's own K_nn is built in
-slabs of at most 250 rows (``ntga.attack.block_kernel``), so memory grows
+slabs of at most 250 rows (``ntga.pgd.block_kernel``), so memory grows
 linearly with the block. The FLOP rate divides XLA's FLOP count of the kernel
 pieces (one K_nn slab and one K_mn chunk, forward + backward, each compiled
 and timed alone) by their timed seconds; "kernels' % of the step" is those

@@ -19,7 +19,7 @@ single-step variant of Wong et al., "Fast is better than free", ICLR 2020
 cell's cost. Attacks:
 ntga (fnn surrogate, t = 4096, eps 8/255, the paper's CIFAR settings), cuda
 and ops (paper defaults), em and rem (their CPU presets, see
-``attacks.em.EMConfig.cpu`` / ``attacks.rem.REMConfig.cpu``), random noise
+``ntga.attacks.em.EMConfig.cpu`` / ``ntga.attacks.rem.REMConfig.cpu``), random noise
 (uniform, eps 8/255).
 
 Reading the table (3 seeds; stds of 0.3-9.5 points, so gaps under ~5 points

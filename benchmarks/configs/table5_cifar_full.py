@@ -3,7 +3,7 @@
 Every attack (and the clean set) against every defense, at full scale: all
 50,000 training images are poisoned and all 10,000 clean test images judge
 the victim, the ``fast`` victim with its own recipe (see
-:mod:`victims.train`; 6 epochs, ~15 minutes per training on 2 cores). Column
+:mod:`ntga.victims.train`; 6 epochs, ~15 minutes per training on 2 cores). Column
 ``none`` trains with 3 seeds and no augmentation at all; every other column
 with seed 0 only (marked "1 seed"): ``augmentation`` is the recipe's own
 flip + 2 px translation, every other column is that defense alone, as in
@@ -20,7 +20,7 @@ here (a PGD step of a 512-image block against 1,000 targets takes ~3 s on
 MNIST-sized images, table 1; the cell's record gives the measured
 poisoning time); cuda and ops at their
 papers' defaults; em and rem with their CPU presets
-(``attacks.em.EMConfig.cpu``, ``attacks.rem.REMConfig.cpu``); random noise
+(``ntga.attacks.em.EMConfig.cpu``, ``ntga.attacks.rem.REMConfig.cpu``); random noise
 uniform in [-8/255, 8/255].
 
 Beside each cell, the published ResNet-18 value on true CIFAR-10 where one

@@ -1,1 +1,1 @@
-"""Private model implementations; use :func:`victims.models.create`."""
+"""Private model implementations; use :func:`ntga.victims.models.create`."""

@@ -8,7 +8,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from victims._models._conv import conv_general_dilated
+from ntga.victims._models._conv import conv_general_dilated
 
 
 def same_size(size: int, stride: int) -> int:
@@ -38,7 +38,7 @@ def conv(in_ch: int, out_ch: int, kernel: int, *, rngs: nnx.Rngs, stride: int = 
   """A SAME-padded 2-D convolution with He-normal (fan-out) initialisation.
 
   Unit-stride layers take their gradient as patch matmuls
-  (:mod:`victims._models._conv`), several times faster than XLA's CPU
+  (:mod:`ntga.victims._models._conv`), several times faster than XLA's CPU
   convolution backward pass, with the same values.
   """
   return nnx.Conv(

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from victims._models import _common
+from ntga.victims._models import _common
 
 
 class DenseLayer(nnx.Module):

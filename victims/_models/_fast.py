@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from victims._models._conv import _patches, conv_general_dilated
+from ntga.victims._models._conv import _patches, conv_general_dilated
 
 #: Images used to estimate the normalisation and the whitening filters.
 FIT_IMAGES = 5000

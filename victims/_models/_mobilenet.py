@@ -10,7 +10,7 @@ from __future__ import annotations
 import jax
 from flax import nnx
 
-from victims._models import _common
+from ntga.victims._models import _common
 
 # (expansion t, channels c, repeats n, first stride s); strides adapted to 32 px.
 _CFG = ((1, 16, 1, 1), (6, 24, 2, 1), (6, 32, 3, 2), (6, 64, 4, 2),

@@ -17,7 +17,7 @@ from typing import Sequence
 import jax
 from flax import nnx
 
-from victims._models import _common
+from ntga.victims._models import _common
 
 
 class BasicBlock(nnx.Module):

@@ -12,8 +12,8 @@ import math
 import jax
 from flax import nnx
 
-from victims._models import _common
-from victims._models._conv import conv_general_dilated
+from ntga.victims._models import _common
+from ntga.victims._models._conv import conv_general_dilated
 
 
 class FNN(nnx.Module):

@@ -13,7 +13,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from victims._models import _common
+from ntga.victims._models import _common
 
 
 def default_patch_size(height: int, width: int) -> int:

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntga import data, io, predict, surrogates
-from ntga.bounds import quantize  # noqa: F401  (public: attack.quantize)
+from ntga.bounds import quantize  # noqa: F401  (public: pgd.quantize)
 from ntga.errors import ConfigError, OutputError
 
 # Sub-key streams: fold_in(key, stream) then fold_in(., id).

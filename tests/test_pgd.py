@@ -6,10 +6,10 @@ import jax
 import numpy as np
 import pytest
 
-from ntga import attack, data, predict, surrogates
+from ntga import pgd, data, predict, surrogates
 from ntga.errors import ConfigError, OutputError
 
-SMALL = attack.NTGAConfig(block_size=64, target_size=120, target_chunk=40,
+SMALL = pgd.NTGAConfig(block_size=64, target_size=120, target_chunk=40,
                           steps=4)
 
 
@@ -21,7 +21,7 @@ def digits():
 @pytest.fixture(scope="module")
 def poisoned(digits):
   train, _ = digits
-  return attack.poison(jax.random.key(0), train.x, train.y, SMALL,
+  return pgd.poison(jax.random.key(0), train.x, train.y, SMALL,
                        num_classes=10)
 
 
@@ -52,10 +52,10 @@ def test_attack_defeats_the_gp_on_clean_test_data(digits, poisoned):
 
 def test_same_key_same_output_other_key_differs(digits, poisoned):
   train, _ = digits
-  again = attack.poison(jax.random.key(0), train.x, train.y, SMALL,
+  again = pgd.poison(jax.random.key(0), train.x, train.y, SMALL,
                         num_classes=10)
   np.testing.assert_array_equal(again, poisoned)
-  other = attack.poison(jax.random.key(1), train.x, train.y, SMALL,
+  other = pgd.poison(jax.random.key(1), train.x, train.y, SMALL,
                         num_classes=10)
   assert (other != poisoned).any()
 
@@ -69,7 +69,7 @@ def test_blocks_cover_everything_once_and_are_stratified(key, counts, block_size
                                                          n_blocks):
   y = np.repeat(np.arange(len(counts)), counts)
   y = y[np.random.default_rng(0).permutation(len(y))]
-  blocks = attack.make_blocks(key, y, block_size)
+  blocks = pgd.make_blocks(key, y, block_size)
   assert len(blocks) == n_blocks
   allidx = np.concatenate(blocks)
   np.testing.assert_array_equal(np.sort(allidx), np.arange(len(y)))
@@ -83,7 +83,7 @@ def test_blocks_cover_everything_once_and_are_stratified(key, counts, block_size
 
 def test_target_set_is_training_data_and_excludes_the_block(key):
   y = np.arange(100) % 5
-  target = attack.make_target(key, y, 30)
+  target = pgd.make_target(key, y, 30)
   assert len(target) == 30 and len(set(target)) == 30
   np.testing.assert_array_equal(np.bincount(y[target]), [6] * 5)
 
@@ -93,7 +93,7 @@ def test_l2_threat_model_and_random_start(digits, key):
   x, y = train.x[:80], train.y[:80]
   cfg = dataclasses.replace(SMALL, norm="l2", eps=1.0, random_start=True,
                             loss="mse", steps=2)
-  out = attack.poison(key, x, y, cfg, num_classes=10)
+  out = pgd.poison(key, x, y, cfg, num_classes=10)
   norms = np.linalg.norm((out.astype(float) - x).reshape(80, -1) / 255, axis=1)
   assert norms.max() <= 1.0 + 1e-9 and norms.max() > 0.3
 
@@ -102,31 +102,31 @@ def test_quantize_respects_linf_after_rounding():
   rng = np.random.default_rng(0)
   clean = rng.integers(0, 256, (50, 4, 4, 3), dtype=np.uint8)
   adv = np.clip(clean / 255 + rng.uniform(-0.04, 0.04, clean.shape), 0, 1)
-  out = attack.quantize(clean, adv, 8 / 255, "linf")
+  out = pgd.quantize(clean, adv, 8 / 255, "linf")
   assert np.abs(out.astype(int) - clean).max() <= 8
 
 
 def test_bad_config_is_rejected():
   with pytest.raises(ConfigError, match="eps"):
-    attack.NTGAConfig(eps=1.5)
+    pgd.NTGAConfig(eps=1.5)
   with pytest.raises(ConfigError, match="surrogate"):
-    attack.NTGAConfig(surrogate="rbf")
+    pgd.NTGAConfig(surrogate="rbf")
   with pytest.raises(ConfigError, match="l2"):
-    attack.resolve(attack.NTGAConfig(norm="l2"), (8, 8, 1))
+    pgd.resolve(pgd.NTGAConfig(norm="l2"), (8, 8, 1))
 
 
 def test_paper_defaults_per_dataset():
-  grey = attack.resolve(attack.NTGAConfig(), (28, 28, 1))
+  grey = pgd.resolve(pgd.NTGAConfig(), (28, 28, 1))
   assert (grey.eps, grey.t, grey.step_size) == (0.3, 64.0, 0.075)
-  colour = attack.resolve(attack.NTGAConfig(surrogate="cnn"), (32, 32, 3))
+  colour = pgd.resolve(pgd.NTGAConfig(surrogate="cnn"), (32, 32, 3))
   assert colour.eps == pytest.approx(8 / 255) and colour.t == 8.0
-  assert attack.resolve(attack.NTGAConfig(), (32, 32, 3)).t == 4096.0
+  assert pgd.resolve(pgd.NTGAConfig(), (32, 32, 3)).t == 4096.0
 
 
 def test_resume_skips_finished_blocks(digits, poisoned, tmp_path):
   train, _ = digits
   ckpt = tmp_path / "ckpt"
-  first = attack.poison(jax.random.key(0), train.x, train.y, SMALL,
+  first = pgd.poison(jax.random.key(0), train.x, train.y, SMALL,
                         num_classes=10, checkpoint_dir=ckpt)
   np.testing.assert_array_equal(first, poisoned)
   files = sorted(ckpt.glob("block_*.npy"))
@@ -136,14 +136,14 @@ def test_resume_skips_finished_blocks(digits, poisoned, tmp_path):
   rows[0, 0, 0, 0] ^= 1
   np.save(files[0], rows)
   files[1].unlink()  # and one block as if the run was killed before it
-  again = attack.poison(jax.random.key(0), train.x, train.y, SMALL,
+  again = pgd.poison(jax.random.key(0), train.x, train.y, SMALL,
                         num_classes=10, checkpoint_dir=ckpt)
-  blocks = attack.make_blocks(
-      jax.random.fold_in(jax.random.key(0), attack._STREAM_BLOCKS), train.y, 64)
+  blocks = pgd.make_blocks(
+      jax.random.fold_in(jax.random.key(0), pgd._STREAM_BLOCKS), train.y, 64)
   np.testing.assert_array_equal(again[blocks[0]], rows)
   np.testing.assert_array_equal(again[blocks[1]], poisoned[blocks[1]])
   with pytest.raises(OutputError, match="different run"):
-    attack.poison(jax.random.key(1), train.x, train.y, SMALL, num_classes=10,
+    pgd.poison(jax.random.key(1), train.x, train.y, SMALL, num_classes=10,
                   checkpoint_dir=ckpt)
 
 
@@ -154,8 +154,8 @@ def test_sharded_equals_unsharded(digits):
   cfg = dataclasses.replace(SMALL, block_size=30, steps=2)
   mesh1 = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1],
                         axis_types=(jax.sharding.AxisType.Auto,))
-  one = attack.poison(jax.random.key(3), x, y, cfg, num_classes=10, mesh=mesh1)
-  four = attack.poison(jax.random.key(3), x, y, cfg, num_classes=10)
+  one = pgd.poison(jax.random.key(3), x, y, cfg, num_classes=10, mesh=mesh1)
+  four = pgd.poison(jax.random.key(3), x, y, cfg, num_classes=10)
   np.testing.assert_array_equal(one, four)
 
 
@@ -167,7 +167,7 @@ def test_block_kernel_in_slabs_equals_whole(key, n, chunk):
   x = jax.random.uniform(key, (n, 8, 8, 1))
   kfn = cnn_ntk_fn(w_var=1.76, b_var=0.18)
   whole = lambda a: kfn(a, a)
-  tiled = lambda a: attack.block_kernel(kfn, a, chunk=chunk)
+  tiled = lambda a: pgd.block_kernel(kfn, a, chunk=chunk)
   # Diagonal entries sit at correlation 1, where arccos turns float32
   # rounding (different in a slab) into ~1e-4 relative differences.
   np.testing.assert_allclose(tiled(x), whole(x), rtol=5e-4)
@@ -186,7 +186,7 @@ def test_cnn_block_kernel_is_the_same_under_vmap(key):
   see ntga._cnn_kernel._pixel_mean). 120 images in slabs of 40 triggered it."""
   kfn = surrogates.get("cnn", 10)
   x = jax.random.uniform(key, (120, 28, 28, 1))
-  tiled = lambda a: attack.block_kernel(kfn, a, chunk=40)
+  tiled = lambda a: pgd.block_kernel(kfn, a, chunk=40)
   batched = jax.jit(jax.vmap(tiled))(x[None])[0]
   np.testing.assert_allclose(batched, jax.jit(tiled)(x), rtol=5e-4)
 
@@ -201,8 +201,8 @@ def test_non_finite_gradient_raises_instead_of_writing(digits, monkeypatch):
     return lambda a, b: kfn(a, b) * jnp.sqrt(jnp.sum(a) * 0.0 - 1.0)
 
   monkeypatch.setattr(surrogates, "get", nan_kernel)
-  cfg = attack.NTGAConfig(surrogate="fnn", block_size=50, target_size=40, steps=1)
+  cfg = pgd.NTGAConfig(surrogate="fnn", block_size=50, target_size=40, steps=1)
   train, _ = digits
   with pytest.raises(FloatingPointError, match="non-finite"):
-    attack.poison(jax.random.key(0), train.x[:100], train.y[:100], cfg,
+    pgd.poison(jax.random.key(0), train.x[:100], train.y[:100], cfg,
                   num_classes=10)
