@@ -1,13 +1,17 @@
 """The other poisoners (CUDA, OPS, EM, REM, random noise) and the attack registry.
 
-Every attack is ``poison(key, x, y, config) -> x_poisoned`` on uint8 NHWC images
-(see :mod:`ntga.attacks.registry`). Look one up by name:
+Every attack, NTGA included, is ``poison(key, x, y, config, context)`` on uint8
+NHWC images (the protocol of :mod:`ntga.protocol`; the registry is
+:mod:`ntga.attacks.registry`). Look one up by name:
 
 Example:
-  >>> import attacks, jax
+  >>> from ntga import attacks
   >>> atk = attacks.get("cuda")
   >>> x_p = atk.poison(jax.random.key(0), x, y, atk.config_cls())
   >>> x_out, mask = attacks.apply_ratio(jax.random.key(1), x, x_p, 0.5)
+
+Whole-dataset runs with a manifest (what ``ntga poison`` does) are in
+:mod:`ntga.attacks.pipeline`.
 """
 
 from __future__ import annotations

@@ -22,9 +22,19 @@ from ntga.bounds import eps_levels  # noqa: F401  (used by attacks and tests)
 from ntga.errors import ConfigError
 
 
-def check_inputs(x, y) -> tuple[np.ndarray, np.ndarray]:
-  """:func:`ntga.data.check_arrays`: uint8 NHWC images, int64 labels >= 0."""
-  return data.check_arrays(x, y)
+def check_inputs(x, y, num_classes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """:func:`ntga.data.check_arrays`: uint8 NHWC images, int64 labels >= 0.
+
+  Args:
+    x: images.
+    y: labels.
+    num_classes: if given (an attack's ``RunContext.num_classes``), labels
+      must also lie below it.
+
+  Returns:
+    ``(x, y)`` as numpy uint8 and int64 arrays.
+  """
+  return data.check_arrays(x, y, num_classes)
 
 
 def num_classes(y: np.ndarray) -> int:

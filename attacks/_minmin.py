@@ -25,6 +25,11 @@ the transformed, noised minibatch. After ``total_train_steps`` iterations the
 noise of the whole training set is generated once more with the final model.
 
 Both share this engine; :mod:`ntga.attacks.em` and :mod:`ntga.attacks.rem` re-export it.
+What differs between them is carried by their config classes, which the
+engine calls: the source model's learning rate, the batch it trains on (REM:
+transformed and adversarially perturbed), the loss the noise minimises (REM:
+expected adversarial loss over transformations) and the outer loop (EM rounds
+with a stop rule, REM source iterations then a final noise pass).
 Each round (EM) or report interval (REM) is logged on the ``ntga.attacks.minmin``
 logger and shown in the tqdm postfix: the source model's accuracy and mean loss
 on the perturbed training data, so a user can see whether and when EM stops.
@@ -45,6 +50,7 @@ import tqdm
 
 from ntga.attacks import _common, _source_model
 from ntga.errors import ConfigError
+from ntga.protocol import AttackConfig, RunContext
 
 log = logging.getLogger("ntga.attacks.minmin")
 
@@ -61,8 +67,20 @@ def _check_common(cfg):
   _common.check_range(cfg, "width", 1, 4096)
 
 
+class _Outcome(NamedTuple):
+  """What a config's outer loop returns to :func:`generate`."""
+
+  table: np.ndarray
+  params: Any
+  accuracy: list
+  loss: list
+  rounds: int
+  stopped: bool
+  delta_rows: np.ndarray
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class EMConfig:
+class EMConfig(AttackConfig):
   """Settings of error-minimizing noise (Huang et al., ICLR 2021; CIFAR-10 defaults).
 
   The defaults are the paper's sample-wise CIFAR-10 settings (Sec. 4.1: eps
@@ -140,9 +158,37 @@ class EMConfig:
       base.update(noise_steps=1, stop_accuracy=0.9)
     return cls(**{**base, **overrides})
 
+  # ---- the engine's hooks (EM: plain min-min) ----
+
+  _label = "em"
+
+  def _iterations(self) -> int:
+    """Length of the outer loop: at most ``max_rounds`` train/noise rounds."""
+    return self.max_rounds
+
+  def _learning_rate(self):
+    """The source model's SGD learning rate (constant)."""
+    return self.learning_rate
+
+  def _source_batch(self, gdef, params, xb, yb, key):
+    """The batch the source model trains on: the perturbed batch as it is."""
+    del gdef, params, yb, key
+    return xb
+
+  def _noise_objective(self, gdef, params, xd, yb, key):
+    """The loss the noise descends: the source model's loss on ``xd``."""
+    del key
+    return _source_model.loss(gdef, params, xd, yb)
+
+  def _run(self, key, xf, y, gdef, params, bar) -> _Outcome:
+    """EM rounds until the stop accuracy (see :func:`_run_em`)."""
+    table, params, accs, losses, stopped = _run_em(key, xf, y, self, gdef, params, bar)
+    delta_rows = table[y] if self.mode == "class" else table
+    return _Outcome(table, params, accs, losses, len(accs), stopped, delta_rows)
+
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class REMConfig:
+class REMConfig(AttackConfig):
   """Settings of robust error-minimizing noise (Fu et al., ICLR 2022; CIFAR-10 defaults).
 
   The defaults are the paper's CIFAR-10 settings (Sec. 5.1 and the authors'
@@ -229,6 +275,42 @@ class REMConfig:
                 total_train_steps=160, lr_decay_steps=120, width=16)
     return cls(**{**base, **overrides})
 
+  # ---- the engine's hooks (REM: min-min-max with EOT) ----
+
+  _label = "rem"
+
+  def _iterations(self) -> int:
+    """Length of the outer loop: ``total_train_steps`` source iterations."""
+    return self.total_train_steps
+
+  def _learning_rate(self):
+    """The source model's SGD learning rate, decayed in steps."""
+    return optax.exponential_decay(self.learning_rate, self.lr_decay_steps,
+                                   self.lr_decay_rate, staircase=True)
+
+  def _source_batch(self, gdef, params, xb, yb, key):
+    """Adversarial training: the transformed batch plus a PGD perturbation."""
+    k1, k2 = jax.random.split(key)
+    xb = _augment(k1, xb, self)
+    return jnp.clip(xb + _adversary(gdef, self, params, xb, yb, k2), 0, 1)
+
+  def _noise_objective(self, gdef, params, xd, yb, key):
+    """Expected adversarial loss over ``eot_samples`` random transformations."""
+
+    def one(k):
+      k1, k2 = jax.random.split(k)
+      xt = _augment(k1, xd, self)
+      r = _adversary(gdef, self, params, xt, yb, k2)
+      return _source_model.loss(gdef, params, jnp.clip(xt + r, 0, 1), yb)
+
+    keys = jax.random.split(key, self.eot_samples)
+    return jnp.mean(jax.lax.map(one, keys))
+
+  def _run(self, key, xf, y, gdef, params, bar) -> _Outcome:
+    """Source iterations, then the final noise (see :func:`_run_rem`)."""
+    table, params, accs, losses = _run_rem(key, xf, y, self, gdef, params, bar)
+    return _Outcome(table, params, accs, losses, self.total_train_steps, False, table)
+
 
 class MinMinResult(NamedTuple):
   """What :func:`generate` returns.
@@ -255,17 +337,9 @@ class MinMinResult(NamedTuple):
   stopped: bool
 
 
-def _robust(cfg) -> bool:
-  return isinstance(cfg, REMConfig)
-
-
 def _optimizer(cfg):
-  lr = cfg.learning_rate
-  if _robust(cfg):
-    lr = optax.exponential_decay(cfg.learning_rate, cfg.lr_decay_steps, cfg.lr_decay_rate,
-                                 staircase=True)
   return optax.chain(optax.add_decayed_weights(cfg.weight_decay),
-                     optax.sgd(lr, momentum=cfg.momentum))
+                     optax.sgd(cfg._learning_rate(), momentum=cfg.momentum))  # pylint: disable=protected-access
 
 
 def _augment(key, x, cfg):
@@ -299,10 +373,7 @@ def _adversary(gdef, cfg, params, x, y, key):
 @functools.partial(jax.jit, static_argnames=("gdef", "cfg"))
 def _train_step(gdef, cfg, params, opt_state, xb, yb, key):
   """One SGD step (REM: on the adversarial, transformed batch); returns batch accuracy too."""
-  if _robust(cfg):
-    k1, k2 = jax.random.split(key)
-    xb = _augment(k1, xb, cfg)
-    xb = jnp.clip(xb + _adversary(gdef, cfg, params, xb, yb, k2), 0, 1)
+  xb = cfg._source_batch(gdef, params, xb, yb, key)  # pylint: disable=protected-access
 
   def loss(p):
     lg = _source_model.logits(gdef, p, xb)
@@ -316,17 +387,7 @@ def _train_step(gdef, cfg, params, opt_state, xb, yb, key):
 
 def _noise_loss(gdef, cfg, params, table, xb, yb, idx, key):
   xd = jnp.clip(xb + table[idx], 0, 1)
-  if not _robust(cfg):
-    return _source_model.loss(gdef, params, xd, yb)
-
-  def one(k):
-    k1, k2 = jax.random.split(k)
-    xt = _augment(k1, xd, cfg)
-    r = _adversary(gdef, cfg, params, xt, yb, k2)
-    return _source_model.loss(gdef, params, jnp.clip(xt + r, 0, 1), yb)
-
-  keys = jax.random.split(key, cfg.eot_samples)
-  return jnp.mean(jax.lax.map(one, keys))
+  return cfg._noise_objective(gdef, params, xd, yb, key)  # pylint: disable=protected-access
 
 
 @functools.partial(jax.jit, static_argnames=("gdef", "cfg"))
@@ -480,14 +541,19 @@ def _run_rem(key, xf, y, cfg, gdef, params, bar):
   return table, params, [acc], [loss]
 
 
-def generate(key: jax.Array, x, y, config) -> MinMinResult:
-  """Runs EM or REM (by the config's type) and returns noise and source model.
+def generate(key: jax.Array, x, y, config, context: RunContext = RunContext()
+             ) -> MinMinResult:
+  """Runs EM or REM (as the config class defines) and returns noise and source model.
 
   Args:
     key: PRNG key (model init, batch order, noise init, adversary, EOT).
     x: uint8 images (N, H, W, C).
     y: int labels (N,).
     config: :class:`EMConfig` or :class:`REMConfig`.
+    context: labels must lie below ``num_classes`` (the source model and the
+      class-wise noise table are sized by the labels present, ``max(y) + 1``);
+      ``progress`` shows the round / iteration bar on a terminal. Nothing is
+      checkpointed: ``checkpoint_dir`` is not used.
 
   Returns:
     A :class:`MinMinResult` (poisoned images, noise, source model, and the
@@ -497,33 +563,29 @@ def generate(key: jax.Array, x, y, config) -> MinMinResult:
     >>> r = generate(jax.random.key(0), x, y, EMConfig.cpu())
     >>> r.stopped, r.rounds, r.accuracy[-1]
   """
-  x, y = _common.check_inputs(x, y)
+  x, y = _common.check_inputs(x, y, context.num_classes)
   if not isinstance(config, (EMConfig, REMConfig)):
     raise ConfigError(f"expected EMConfig or REMConfig, got {type(config).__name__}")
   config.validate()
   if len(x) == 0:
     raise ConfigError("EM/REM need at least one training image")
-  robust = _robust(config)
   gdef, params = _source_model.init(jax.random.fold_in(key, 0), _common.num_classes(y),
                                     x.shape[1:], config.width)
   xf = x.astype(np.float32) / 255.0
-  total = config.total_train_steps if robust else config.max_rounds
-  with tqdm.trange(total, desc="rem" if robust else "em", disable=None, leave=False) as bar:
-    if robust:
-      table, params, accs, losses = _run_rem(key, xf, y, config, gdef, params, bar)
-      rounds, stopped, delta_rows = config.total_train_steps, False, table
-    else:
-      table, params, accs, losses, stopped = _run_em(key, xf, y, config, gdef, params, bar)
-      rounds = len(accs)
-      delta_rows = table[y] if config.mode == "class" else table
+  # pylint: disable=protected-access
+  with tqdm.trange(config._iterations(), desc=config._label,
+                   disable=None if context.progress else True, leave=False) as bar:
+    run = config._run(key, xf, y, gdef, params, bar)
+  # pylint: enable=protected-access
   x_p = np.empty_like(x)
   for s in range(0, len(x), 4096):
-    xs = np.clip(xf[s:s + 4096] + delta_rows[s:s + 4096], 0.0, 1.0)
+    xs = np.clip(xf[s:s + 4096] + run.delta_rows[s:s + 4096], 0.0, 1.0)
     x_p[s:s + 4096] = _common.to_uint8_within(x[s:s + 4096], xs, config.eps)
-  return MinMinResult(x_p, table, gdef, params, accs, losses, rounds, stopped)
+  return MinMinResult(x_p, run.table, gdef, run.params, run.accuracy, run.loss,
+                      run.rounds, run.stopped)
 
 
-def poison(key: jax.Array, x, y, config) -> np.ndarray:
+def poison(key: jax.Array, x, y, config, context: RunContext = RunContext()) -> np.ndarray:
   """EM / REM poisoning: :func:`generate` and keep only the images.
 
   Progress (per-round source accuracy and loss, the stop) is logged on the
@@ -534,8 +596,12 @@ def poison(key: jax.Array, x, y, config) -> np.ndarray:
     x: uint8 images (N, H, W, C).
     y: int labels (N,).
     config: :class:`EMConfig` or :class:`REMConfig`.
+    context: see :func:`generate` (labels' range and the progress bar).
 
   Returns:
     uint8 images of x's shape, within eps of the clean ones after rounding.
+
+  Example:
+    >>> x_p = poison(jax.random.key(0), x, y, EMConfig.cpu(), RunContext(progress=True))
   """
-  return generate(key, x, y, config).x
+  return generate(key, x, y, config, context).x

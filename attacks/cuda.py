@@ -18,6 +18,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -25,11 +26,15 @@ import numpy as np
 
 from ntga.attacks import _common
 from ntga.errors import ConfigError
+from ntga.protocol import AttackConfig, RunContext
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class CUDAConfig:
+class CUDAConfig(AttackConfig):
   """Settings of CUDA (paper defaults for CIFAR-10).
+
+  The key is CUDA's secret (``secret_seed``): a record of a run names only
+  its fingerprint.
 
   Attributes:
     blur_size: filter side length (odd, >= 1); paper: 3.
@@ -40,6 +45,8 @@ class CUDAConfig:
       (paper's default for RGB) each channel gets its own filter.
     batch_size: images per jitted chunk (memory only; results do not depend on it).
   """
+
+  secret_seed: ClassVar[bool] = True
 
   blur_size: int = 3
   pb: float = 0.3
@@ -115,7 +122,8 @@ def apply_filters(x: jax.Array, f: jax.Array) -> jax.Array:
   return jnp.clip(jnp.round(out * 255.0), 0, 255).astype(jnp.uint8)
 
 
-def poison(key: jax.Array, x, y, config: CUDAConfig = CUDAConfig()) -> np.ndarray:
+def poison(key: jax.Array, x, y, config: CUDAConfig = CUDAConfig(),
+           context: RunContext = RunContext()) -> np.ndarray:
   """Applies CUDA's class-wise random blurs.
 
   Args:
@@ -123,6 +131,9 @@ def poison(key: jax.Array, x, y, config: CUDAConfig = CUDAConfig()) -> np.ndarra
     x: uint8 images (N, H, W, C).
     y: int labels (N,).
     config: settings.
+    context: labels must lie below ``num_classes`` (filters are drawn for the
+      classes present; a class's filter depends only on its index). One pass,
+      seconds long: no checkpoints, no progress bar.
 
   Returns:
     uint8 images of x's shape; rows outside the ``mix`` subset are unchanged.
@@ -130,7 +141,7 @@ def poison(key: jax.Array, x, y, config: CUDAConfig = CUDAConfig()) -> np.ndarra
   Example:
     >>> x_p = poison(jax.random.key(7), x, y, CUDAConfig())
   """
-  x, y = _common.check_inputs(x, y)
+  x, y = _common.check_inputs(x, y, context.num_classes)
   config.validate()
   f = np.asarray(filters(key, _common.num_classes(y), x.shape[-1], config))
   rows = np.flatnonzero(_common.subset_mask(jax.random.fold_in(key, 1), len(x), config.mix))

@@ -35,12 +35,13 @@ import numpy as np
 
 from ntga.attacks import _common
 from ntga.errors import ConfigError
+from ntga.protocol import AttackConfig, RunContext
 
 _STD_FLOOR = 1e-6
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class OPSConfig:
+class OPSConfig(AttackConfig):
   """Settings of OPS.
 
   Attributes:
@@ -146,7 +147,8 @@ def search(x, y, config: OPSConfig = OPSConfig()) -> tuple[np.ndarray, np.ndarra
   return positions, (cols[col] * 255).astype(np.uint8)
 
 
-def poison(key: jax.Array, x, y, config: OPSConfig = OPSConfig()) -> np.ndarray:
+def poison(key: jax.Array, x, y, config: OPSConfig = OPSConfig(),
+           context: RunContext = RunContext()) -> np.ndarray:
   """Sets each class's one-pixel shortcut in every image of the class.
 
   Args:
@@ -154,6 +156,9 @@ def poison(key: jax.Array, x, y, config: OPSConfig = OPSConfig()) -> np.ndarray:
     x: uint8 images (N, H, W, C).
     y: int labels (N,).
     config: settings.
+    context: labels must lie below ``num_classes`` (the search covers the
+      classes present, ``max(y) + 1``). Two passes over the data: no
+      checkpoints, no progress bar.
 
   Returns:
     uint8 images of x's shape.
@@ -162,7 +167,7 @@ def poison(key: jax.Array, x, y, config: OPSConfig = OPSConfig()) -> np.ndarray:
     >>> x_p = poison(jax.random.key(0), x, y, OPSConfig())
   """
   del key
-  x, y = _common.check_inputs(x, y)
+  x, y = _common.check_inputs(x, y, context.num_classes)
   positions, colours = search(x, y, config)
   out = x.copy()
   rows = np.arange(len(x))[:, None]

@@ -21,10 +21,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntga.attacks import _common
+from ntga.protocol import AttackConfig, RunContext
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class RandomConfig:
+class RandomConfig(AttackConfig):
   """Settings of the random-noise baseline.
 
   Attributes:
@@ -56,7 +57,8 @@ def _noise_rows(key, idx, eps, shape):
   return jax.vmap(draw)(idx) * eps
 
 
-def poison(key: jax.Array, x, y, config: RandomConfig = RandomConfig()) -> np.ndarray:
+def poison(key: jax.Array, x, y, config: RandomConfig = RandomConfig(),
+           context: RunContext = RunContext()) -> np.ndarray:
   """Adds uniform random noise in [-eps, eps] (sample- or class-wise).
 
   Args:
@@ -64,6 +66,9 @@ def poison(key: jax.Array, x, y, config: RandomConfig = RandomConfig()) -> np.nd
     x: uint8 images (N, H, W, C).
     y: int labels (N,).
     config: settings.
+    context: labels must lie below ``num_classes`` (class-wise noise is drawn
+      for the classes present; a class's noise depends only on its index).
+      One pass: no checkpoints, no progress bar.
 
   Returns:
     uint8 images of x's shape, each within eps of the clean one after rounding.
@@ -71,7 +76,7 @@ def poison(key: jax.Array, x, y, config: RandomConfig = RandomConfig()) -> np.nd
   Example:
     >>> x_p = poison(jax.random.key(0), x, y, RandomConfig())
   """
-  x, y = _common.check_inputs(x, y)
+  x, y = _common.check_inputs(x, y, context.num_classes)
   config.validate()
   out = np.empty_like(x)
   shape = x.shape[1:]

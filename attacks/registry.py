@@ -1,9 +1,14 @@
 """The attack registry: one explicit dict mapping a name to its poison function.
 
-Every attack is a pure function ``poison(key, x, y, config) -> x_poisoned`` with
-``x`` uint8 NHWC, ``y`` int64 and ``config`` a frozen keyword-only dataclass whose
-defaults come from the method's paper. ``ntga poison --attack NAME`` looks the
-name up here (through :func:`ntga.attacks.get`).
+Every attack follows the protocol of :mod:`ntga.protocol`: a pure function
+``poison(key, x, y, config, context=RunContext()) -> x_poisoned`` with ``x``
+uint8 NHWC, ``y`` int64, ``config`` a frozen keyword-only
+:class:`ntga.protocol.AttackConfig` subclass whose defaults come from the
+method's paper, and ``context`` a :class:`ntga.protocol.RunContext`. What
+differs between attacks (data-dependent defaults, a secret seed, work shared
+among processes) is a property of the config class, so the entry holds only
+the name, the config class and the function. ``ntga poison --attack NAME``
+looks the name up here (through :func:`ntga.attacks.get`).
 """
 
 from __future__ import annotations
@@ -18,42 +23,29 @@ class Attack:
 
   Attributes:
     name: the CLI name.
-    config_cls: frozen dataclass of settings (paper defaults).
-    poison: ``poison(key, x, y, config, **extra) -> uint8 array`` of x's shape.
-    resumable: if True, ``poison`` also accepts ``checkpoint_dir`` (a folder for
-      per-block checkpoints) and ``progress`` (bool) keyword arguments.
-    secret_key: if True the seed is a secret (e.g. CUDA filters): the manifest
-      records only a fingerprint of it.
-    eps_bounded: if False the method has no eps (CUDA); its manifest reports
-      PSNR and max |delta| instead of an eps check.
+    config_cls: the method's :class:`ntga.protocol.AttackConfig` subclass
+      (paper defaults).
+    poison: ``poison(key, x, y, config, context) -> uint8 array`` of x's shape.
   """
 
   name: str
   config_cls: type
   poison: Callable[..., Any]
-  resumable: bool = False
-  secret_key: bool = False
-  eps_bounded: bool = True
-
-
-# Every registered name, in the order the CLI lists them.
-NAMES = ("ntga", "cuda", "ops", "em", "rem", "random")
 
 
 def _ntga() -> Attack:
-  # ---- NTGA entry (owned by the lead; ntga.pgd provides NTGAConfig, poison) ----
   from ntga.pgd import NTGAConfig, poison
-  return Attack("ntga", NTGAConfig, poison, resumable=True)
+  return Attack("ntga", NTGAConfig, poison)
 
 
 def _cuda() -> Attack:
   from ntga.attacks import cuda
-  return Attack("cuda", cuda.CUDAConfig, cuda.poison, secret_key=True, eps_bounded=False)
+  return Attack("cuda", cuda.CUDAConfig, cuda.poison)
 
 
 def _ops() -> Attack:
   from ntga.attacks import ops
-  return Attack("ops", ops.OPSConfig, ops.poison, eps_bounded=False)
+  return Attack("ops", ops.OPSConfig, ops.poison)
 
 
 def _em() -> Attack:
@@ -71,12 +63,15 @@ def _random() -> Attack:
   return Attack("random", random_noise.RandomConfig, random_noise.poison)
 
 
-# name -> builder; each builder imports its module only when asked for, so
-# looking up one attack never imports (or requires) the others.
+# name -> builder, in the order the CLI lists them; each builder imports its
+# module only when asked for, so looking up one attack never imports (or
+# requires) the others.
 _BUILDERS: dict[str, Callable[[], Attack]] = {
     "ntga": _ntga, "cuda": _cuda, "ops": _ops, "em": _em, "rem": _rem, "random": _random,
 }
-assert tuple(_BUILDERS) == NAMES
+
+#: Every registered name, in the order the CLI lists them.
+NAMES = tuple(_BUILDERS)
 
 
 def registry() -> dict[str, Attack]:

@@ -118,19 +118,21 @@ POISON_MD = """\
 ## Poison the training images
 
 `ntga.pgd.poison` is a pure function of a PRNG key, the images, the labels
-and a frozen config; `None` fields of the config (eps, GP time `t`, step size)
-take the paper's values for the data. Here the surrogate is the NTK of a
-fully-connected network (`fnn`)."""
+and a frozen config (plus a `RunContext` that only says how to run, e.g. with
+a progress bar); `None` fields of the config (eps, GP time `t`, step size)
+take the paper's values for the data, as `config.resolved(image_shape)` shows.
+Here the surrogate is the NTK of a fully-connected network (`fnn`)."""
 
 POISON = """\
-from ntga.pgd import NTGAConfig, poison, resolve
+from ntga.pgd import NTGAConfig, poison
+from ntga.protocol import RunContext
 
 config = NTGAConfig(surrogate="fnn", block_size=BLOCK_SIZE,
                     target_size=TARGET_SIZE, steps=STEPS)
-resolved = resolve(config, train.x.shape[1:])
+resolved = config.resolved(train.x.shape[1:])
 start = time.perf_counter()
 x_poisoned = poison(jax.random.fold_in(key, 0), train.x, train.y, config,
-                    progress=True)
+                    RunContext(progress=True))
 delta = x_poisoned.astype(np.int16) - train.x.astype(np.int16)
 assert np.abs(delta).max() <= round(resolved.eps * 255), "perturbation out of bounds"
 print(f"poisoned {len(x_poisoned)} images in {time.perf_counter() - start:.1f} s "

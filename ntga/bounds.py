@@ -1,8 +1,11 @@
-"""The eps bound every poisoner keeps *after* rounding to uint8 (DESIGN.md).
+"""The eps bound every poisoner keeps *after* rounding to uint8.
 
 A poisoned image must satisfy |x_poisoned - x_clean| <= eps per pixel (L_inf)
-or per image (L2) once it is stored as uint8. NTGA and the other poisoners in
-``attacks`` round through these two functions so the rule lives in one place.
+or per image (L2) once it is stored as uint8, not only in floats before
+rounding: the published images are the uint8 ones, so that is where the
+threat model's bound has to hold. NTGA and the other poisoners in
+``ntga.attacks`` round through these two functions so the rule lives in one
+place.
 """
 
 from __future__ import annotations

@@ -1,19 +1,22 @@
-"""The ``ntga`` command line: poison, demo, evaluate, separability, bench.
+"""The ``ntga`` command line: poison, demo, evaluate, separability.
 
-JAX, TensorFlow and the attack/victim packages are imported only inside the
-command that needs them, so ``ntga --help`` answers at once. Every user error
-(``ntga.errors.NTGAError``) is printed as one line and exits with status 2.
+Argument parsing only: every command calls into the library
+(:mod:`ntga.attacks.pipeline`, :mod:`ntga.demo`, :mod:`ntga.victims.cli`'s
+runners). JAX, TensorFlow and the attack/victim packages are imported only
+inside the command that needs them, so ``ntga --help`` answers at once. Every
+user error (``ntga.errors.NTGAError``) is printed as one line and exits with
+status 2. Benchmarks run from a checkout: ``python -m benchmarks.run``.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import math
 import sys
 import typing
 from typing import Any, Sequence
 
+from ntga.distributed import add_distributed_arguments
 from ntga.errors import ConfigError, NTGAError
 
 
@@ -53,30 +56,31 @@ def _parse_value(text: str, annotation: Any, key: str) -> Any:
 
 
 def parse_settings(config_cls: type, pairs: Sequence[str]) -> dict[str, Any]:
-  """Turns ``["key=value", ...]`` into typed keyword arguments.
+  """Turns ``["key=value", ...]`` into keyword arguments typed by the config.
+
+  A key that is not a field of ``config_cls`` keeps its text value; the
+  library (:func:`ntga.attacks.pipeline.build_config`) rejects it with the
+  list of known keys.
 
   Args:
-    config_cls: a dataclass whose fields name the allowed keys.
+    config_cls: a dataclass whose field annotations give the values' types.
     pairs: ``key=value`` strings.
 
   Returns:
-    A dict of field name -> parsed value.
+    A dict of key -> parsed value.
 
   Raises:
-    ConfigError: a malformed pair, an unknown key, or a value of the wrong type.
+    ConfigError: a malformed pair or a value of the wrong type.
   """
   hints = typing.get_type_hints(config_cls)
-  fields = {f.name for f in dataclasses.fields(config_cls)}
   out = {}
   for pair in pairs:
     key, sep, value = pair.partition("=")
     key = key.strip()
     if not sep or not key:
       raise ConfigError(f"--set expects key=value, got {pair!r}")
-    if key not in fields:
-      raise ConfigError(f"unknown setting {key!r} for {config_cls.__name__}; "
-                        f"known: {', '.join(sorted(fields))}")
-    out[key] = _parse_value(value.strip(), hints[key], key)
+    value = value.strip()
+    out[key] = _parse_value(value, hints[key], key) if key in hints else value
   return out
 
 
@@ -117,96 +121,30 @@ def _add_poison(sub) -> None:
   p.set_defaults(func=run_poison)
 
 
-def add_distributed_arguments(parser: argparse.ArgumentParser,
-                              role: str) -> None:
-  """Adds --distributed, --coordinator, --num-processes and --process-id.
-
-  Args:
-    parser: the sub-command's parser.
-    role: what each process does, for the group's help text.
-  """
-  dist = parser.add_argument_group(
-      "several processes", "--distributed runs jax.distributed.initialize(); "
-      f"every process runs the same command, {role}. Unset values come from "
-      "JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES, JAX_PROCESS_ID, or JAX's "
-      "cluster detection (SLURM, Open MPI, TPU, Kubernetes).")
-  dist.add_argument("--distributed", action="store_true",
-                    help="join a multi-process (multi-host) run")
-  dist.add_argument("--coordinator", default=None, metavar="HOST:PORT",
-                    help="address of process 0's coordinator")
-  dist.add_argument("--num-processes", type=int, default=None)
-  dist.add_argument("--process-id", type=int, default=None)
-
-
-def check_distributed_flags(args: argparse.Namespace) -> None:
-  """Rejects --coordinator/--num-processes/--process-id without --distributed."""
-  if args.distributed:
-    return
-  stray = [f"--{flag.replace('_', '-')}"
-           for flag in ("coordinator", "num_processes", "process_id")
-           if getattr(args, flag) is not None]
-  if stray:
-    raise ConfigError(f"{', '.join(stray)} needs --distributed")
-
-
-def init_distributed(args: argparse.Namespace) -> None:
-  """Calls ``jax.distributed.initialize`` from flags or environment."""
-  import os  # pylint: disable=g-import-not-at-top
-  import jax  # pylint: disable=g-import-not-at-top
-
-  def pick(flag, env, kind):
-    if flag is not None:
-      return flag
-    value = os.environ.get(env)
-    if value is None:
-      return None
-    try:
-      return kind(value)
-    except ValueError:
-      raise ConfigError(f"{env}={value!r} is not a valid {kind.__name__}") from None
-
-  count = pick(args.num_processes, "JAX_NUM_PROCESSES", int)
-  pid = pick(args.process_id, "JAX_PROCESS_ID", int)
-  if count is not None and pid is not None and not 0 <= pid < count:
-    raise ConfigError(f"--process-id must be in [0, {count}), got {pid}")
-  jax.config.update("jax_cpu_collectives_implementation", "gloo")
-  jax.distributed.initialize(
-      coordinator_address=pick(args.coordinator, "JAX_COORDINATOR_ADDRESS", str),
-      num_processes=count, process_id=pid)
-
-
-def build_config(attack, settings: Sequence[str], eps: float | None):
-  """The attack's config from ``--set`` pairs and ``--eps`` (validated)."""
-  kwargs = parse_settings(attack.config_cls, settings)
-  if eps is not None:
-    names = {f.name for f in dataclasses.fields(attack.config_cls)}
-    if "eps" not in names:
-      raise ConfigError(f"attack {attack.name!r} has no eps bound; drop --eps")
-    kwargs["eps"] = eps
-  return attack.config_cls(**kwargs)
-
-
 def run_poison(args: argparse.Namespace) -> int:
   """Implements ``ntga poison``."""
-  from ntga import attacks  # pylint: disable=g-import-not-at-top
-  from ntga import data, io  # pylint: disable=g-import-not-at-top
+  from ntga import attacks, data, io  # pylint: disable=g-import-not-at-top
+  from ntga import distributed  # pylint: disable=g-import-not-at-top
+  from ntga.attacks import pipeline  # pylint: disable=g-import-not-at-top
 
-  check_distributed_flags(args)
+  distributed.check_distributed_flags(args)
   if args.distributed:
-    init_distributed(args)
+    distributed.init_distributed(args)
   attack = attacks.get(args.attack)
-  if args.distributed and not attack.resumable:
+  if args.distributed and not attack.config_cls.multi_process:
+    able = [a.name for a in attacks.registry().values()
+            if a.config_cls.multi_process]
     raise ConfigError(f"--distributed is supported by block-wise attacks "
-                      f"(ntga), not {attack.name!r}")
-  config = build_config(attack, args.settings, args.eps)
-  if args.ratio is not None and not 0.0 <= args.ratio <= 1.0:
-    raise ConfigError(f"--ratio must be in [0, 1], got {args.ratio}")
+                      f"({', '.join(able)}), not {attack.name!r}")
+  config = pipeline.build_config(
+      attack, parse_settings(attack.config_cls, args.settings), args.eps)
+  pipeline.check_ratio(args.ratio)
   out = io.prepare_output(args.out, overwrite=args.overwrite,
                           inputs=[args.data])
   ds = data.load(args.data, args.split, limit=args.limit,
                  data_dir=args.data_dir)
-  manifest, x_out = poison_dataset(attack, config, ds, seed=args.seed,
-                                   ratio=args.ratio, out=out)
+  manifest, x_out = pipeline.poison_dataset(attack, config, ds, seed=args.seed,
+                                            ratio=args.ratio, out=out)
   manifest["input"] = {"spec": args.data, "split": args.split,
                        "limit": args.limit, "data_dir": args.data_dir}
   if args.distributed:
@@ -216,51 +154,10 @@ def run_poison(args: argparse.Namespace) -> int:
       return 0  # process 0 writes the output
   io.write_run(out, x_out, ds.y, ds.index, ds.class_names, manifest,
                png=args.png)
-  _remove_checkpoints(out)
+  pipeline.remove_checkpoints(out)
   print(f"wrote {out}/train.npz: {len(x_out)} images, attack {attack.name}, "
         f"max |delta| {manifest['max_abs_delta_levels']}/255")
   return 0
-
-
-def poison_dataset(attack, config, ds, *, seed: int, ratio: float | None,
-                   out=None) -> tuple[dict[str, Any], Any]:
-  """Runs an attack on a Dataset; returns (manifest fields, poisoned x)."""
-  import jax  # pylint: disable=g-import-not-at-top
-  import numpy as np  # pylint: disable=g-import-not-at-top
-  from ntga import attacks  # pylint: disable=g-import-not-at-top
-  from ntga import io  # pylint: disable=g-import-not-at-top
-
-  key = jax.random.key(seed)
-  extra = {}
-  if attack.resumable:
-    extra = {"progress": True, "num_classes": ds.num_classes,
-             "checkpoint_dir": None if out is None else out / io.CHECKPOINT_DIR}
-  x_p = attack.poison(key, ds.x, ds.y, config, **extra)
-  resolved = config
-  if attack.name == "ntga":
-    from ntga.pgd import resolve  # pylint: disable=g-import-not-at-top
-    resolved = resolve(config, ds.x.shape[1:])
-  manifest: dict[str, Any] = {"attack": attack.name,
-                              "config": dataclasses.asdict(resolved)}
-  if ratio is not None:
-    x_p, mask = attacks.apply_ratio(jax.random.fold_in(key, 0x5a7), ds.x, x_p,
-                                    ratio)
-    manifest["ratio"] = ratio
-    manifest["n_poisoned"] = int(np.sum(mask))
-  if attack.secret_key:
-    manifest["seed_fingerprint"] = attacks.key_fingerprint(key)
-  else:
-    manifest["seed"] = seed
-  stats = attacks.perturbation_stats(ds.x, x_p)
-  manifest.update(stats)
-  manifest["versions"] = io.library_versions()
-  return manifest, np.asarray(x_p, np.uint8)
-
-
-def _remove_checkpoints(out) -> None:
-  import shutil  # pylint: disable=g-import-not-at-top
-  from ntga import io  # pylint: disable=g-import-not-at-top
-  shutil.rmtree(out / io.CHECKPOINT_DIR, ignore_errors=True)
 
 
 # --------------------------------------------------------------------------
@@ -313,20 +210,6 @@ def _add_victims(sub, full: bool) -> None:
   p.set_defaults(func=vcli.run_separability)
 
 
-def _add_bench(sub) -> None:
-  p = sub.add_parser("bench", add_help=False,
-                     help="run a benchmark config (alias of python -m "
-                     "benchmarks.run; see ntga bench --help)")
-  p.add_argument("bench_args", nargs=argparse.REMAINDER)
-  p.set_defaults(func=run_bench)
-
-
-def run_bench(args: argparse.Namespace) -> int:
-  """Implements ``ntga bench`` by handing over to ``benchmarks.run``."""
-  from benchmarks.run import main as bench_main  # pylint: disable=g-import-not-at-top
-  return bench_main(args.bench_args)
-
-
 def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
   """The ``ntga`` argument parser (victim flags loaded if argv needs them)."""
   parser = argparse.ArgumentParser(
@@ -335,19 +218,29 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
   sub = parser.add_subparsers(dest="command", required=True)
   _add_poison(sub)
   _add_demo(sub)
-  _add_bench(sub)
   command = next((a for a in argv if not a.startswith("-")), None)
   _add_victims(sub, full=command in _VICTIM_COMMANDS)
   return parser
 
 
+def _use_cpu_collectives() -> None:
+  """Selects gloo for cross-process collectives on CPU (a JAX-global setting).
+
+  Set here, in the entry point, before ``jax.distributed.initialize``; it is
+  JAX's default in the versions ntga supports, set so that a multi-process
+  CPU run keeps working whatever a user's JAX configuration says.
+  """
+  import jax  # pylint: disable=g-import-not-at-top
+  jax.config.update("jax_cpu_collectives_implementation", "gloo")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
   """Entry point of the ``ntga`` console script."""
   argv = list(sys.argv[1:] if argv is None else argv)
-  if argv[:1] == ["bench"]:  # hand every flag, --help included, to the bench
-    return run_bench(argparse.Namespace(bench_args=argv[1:]))
   parser = build_parser(argv)
   args = parser.parse_args(argv)
+  if getattr(args, "distributed", False):
+    _use_cpu_collectives()
   try:
     return args.func(args)
   except NTGAError as e:
@@ -359,7 +252,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 #: Commands that run JAX and so restart once with huge pages (see ntga.hugepages).
-_HEAVY_COMMANDS = ("poison", "demo", "evaluate", "separability", "bench")
+_HEAVY_COMMANDS = ("poison", "demo", "evaluate", "separability")
 
 
 def console_main() -> None:

@@ -31,15 +31,27 @@ def save_figure(path: Path, x_clean: np.ndarray, x_poisoned: np.ndarray,
   """Saves a grid: per class, ``per_class`` triples clean | poisoned | delta.
 
   The perturbation is shown amplified to the full grey range (mid-grey = 0).
+
+  Args:
+    path: the PNG to write (atomically).
+    x_clean: clean uint8 images (N, H, W, C).
+    x_poisoned: poisoned uint8 images, same shape.
+    y: labels (N,).
+    class_names: one name per class (row labels).
+    per_class: triples per class.
+
+  Example:
+    >>> save_figure(Path("demo.png"), train.x, x_poisoned, train.y,
+    ...             train.class_names)
   """
-  import matplotlib  # pylint: disable=g-import-not-at-top
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  from matplotlib.figure import Figure  # pylint: disable=g-import-not-at-top
+  from ntga import io  # pylint: disable=g-import-not-at-top
 
   classes = list(range(len(class_names)))
-  fig, axes = plt.subplots(len(classes), 3 * per_class,
-                           figsize=(1.2 * 3 * per_class, 1.2 * len(classes)),
-                           squeeze=False)
+  # A bare Figure draws with the Agg canvas of savefig: no pyplot state and
+  # no matplotlib backend switch, so calling this changes nothing global.
+  fig = Figure(figsize=(1.2 * 3 * per_class, 1.2 * len(classes)))
+  axes = fig.subplots(len(classes), 3 * per_class, squeeze=False)
   titles = ("clean", "poisoned", "delta x amp")
   for row, c in enumerate(classes):
     picks = np.flatnonzero(y == c)[:per_class]
@@ -65,9 +77,7 @@ def save_figure(path: Path, x_clean: np.ndarray, x_poisoned: np.ndarray,
       axes[row, 0].set_ylabel(class_names[c], rotation=0, labelpad=12)
   fig.suptitle("NTGA on digits: clean | poisoned | amplified perturbation")
   fig.tight_layout()
-  from ntga import io  # pylint: disable=g-import-not-at-top
   io.atomic_write(path, lambda f: fig.savefig(f, dpi=80, format="png"))
-  plt.close(fig)
 
 
 def main(out: str = "ntga-demo", seed: int = 0, overwrite: bool = False,
@@ -85,11 +95,10 @@ def main(out: str = "ntga-demo", seed: int = 0, overwrite: bool = False,
   Returns:
     0 on success.
   """
-  from ntga import attacks  # pylint: disable=g-import-not-at-top
   import jax  # pylint: disable=g-import-not-at-top
-  from ntga import data, io  # pylint: disable=g-import-not-at-top
+  from ntga import attacks, data, io  # pylint: disable=g-import-not-at-top
+  from ntga.attacks import pipeline  # pylint: disable=g-import-not-at-top
   from ntga.pgd import NTGAConfig  # pylint: disable=g-import-not-at-top
-  from ntga.cli import poison_dataset, _remove_checkpoints  # pylint: disable=g-import-not-at-top
   from ntga.victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
 
   start = time.time()
@@ -99,12 +108,12 @@ def main(out: str = "ntga-demo", seed: int = 0, overwrite: bool = False,
         f"{train.x.shape[1]}x{train.x.shape[2]}")
 
   config = NTGAConfig(surrogate="fnn", block_size=DEMO_BLOCK_SIZE)
-  manifest, x_poisoned = poison_dataset(attacks.get("ntga"), config, train,
-                                        seed=seed, ratio=None, out=folder)
+  manifest, x_poisoned = pipeline.poison_dataset(attacks.get("ntga"), config,
+                                                 train, seed=seed, out=folder)
   manifest["input"] = {"spec": "digits", "split": "train", "limit": None}
   io.write_run(folder, x_poisoned, train.y, train.index, train.class_names,
                manifest)
-  _remove_checkpoints(folder)
+  pipeline.remove_checkpoints(folder)
   poisoned = data.Dataset(x_poisoned, train.y, train.class_names, train.index)
 
   rows = []

@@ -12,7 +12,7 @@ Every run writes into one output folder OUT:
 Each file is written to a temporary name and renamed into place, so a killed
 run never leaves a half-written file; a folder that is not empty is refused
 unless ``overwrite`` is set (a folder holding only an unfinished run's
-checkpoints is accepted, so that run can resume).
+checkpoints, ``OUT/.checkpoints``, is accepted, so that run can resume).
 
 Example:
 
@@ -35,7 +35,9 @@ import numpy as np
 
 from ntga.errors import OutputError
 
-CHECKPOINT_DIR = ".checkpoints"
+#: Sub-folder of OUT where a resumable attack keeps its per-block checkpoints
+#: until the run is written (the folder name on disk that users resume from).
+ATTACK_CHECKPOINTS = ".checkpoints"
 _PACKAGES = ("ntga", "jax", "jaxlib", "neural-tangents", "flax", "optax",
              "numpy", "tensorflow-datasets")
 
@@ -94,7 +96,7 @@ def prepare_output(out: str | os.PathLike, *, overwrite: bool,
   if out.exists() and not out.is_dir():
     raise OutputError(f"output path {out} exists and is not a folder")
   if out.exists() and not overwrite:
-    leftovers = [p.name for p in out.iterdir() if p.name != CHECKPOINT_DIR]
+    leftovers = [p.name for p in out.iterdir() if p.name != ATTACK_CHECKPOINTS]
     if leftovers:
       raise OutputError(f"output folder {out} is not empty (holds "
                         f"{leftovers[0]!r}); use --overwrite or another --out")

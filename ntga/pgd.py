@@ -5,8 +5,8 @@ wide network trained on them (``ntga.predict``) fails on held-out data. It runs
 projected gradient *ascent* of the GP's loss on a target set X_m with respect
 to the training pixels, one block of training examples at a time (B-NTGA).
 
-What this implementation does differently from the authors' reference code
-(see DESIGN.md), on purpose:
+What this implementation does differently from the authors' reference code,
+on purpose:
 
 * True PGD: every step starts from the current iterate and is projected back
   onto the eps-ball around the clean image (the reference code stepped from the
@@ -27,6 +27,9 @@ mesh, one block per device per call; each block's randomness comes from
 ``fold_in(key, block_id)``, so output does not depend on the device count.
 Finished blocks can be checkpointed so that a killed run resumes.
 
+``poison`` follows the attack protocol of :mod:`ntga.protocol`; its config's
+:meth:`NTGAConfig.resolved` fills the paper's data-dependent defaults.
+
 Example:
 
   >>> cfg = NTGAConfig(surrogate="fnn", eps=0.3, t=64.0, block_size=256)
@@ -41,7 +44,7 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Callable
+from typing import Callable, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -50,14 +53,18 @@ import numpy as np
 from ntga import data, io, predict, surrogates
 from ntga.bounds import quantize  # noqa: F401  (public: pgd.quantize)
 from ntga.errors import ConfigError, OutputError
+from ntga.protocol import AttackConfig, RunContext, default_eps
 
 # Sub-key streams: fold_in(key, stream) then fold_in(., id).
 _STREAM_TARGET, _STREAM_BLOCKS, _STREAM_PGD = 1, 2, 3
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
-class NTGAConfig:
+class NTGAConfig(AttackConfig):
   """Settings of NTGA. Defaults follow Yuan & Wu (ICML 2021) and its code.
+
+  NTGA splits its blocks among the processes of a ``jax.distributed`` run
+  (``multi_process``); :meth:`resolved` fills the ``None`` defaults.
 
   Attributes:
     surrogate: ``"fnn"`` or ``"cnn"`` (``ntga.surrogates``).
@@ -84,6 +91,8 @@ class NTGAConfig:
     random_start: start PGD from a uniform random point of the eps-ball.
     diag_reg: relative diagonal regulariser of K_nn (paper: 1e-4).
   """
+
+  multi_process: ClassVar[bool] = True
 
   surrogate: str = "fnn"
   eps: float | None = None
@@ -122,30 +131,35 @@ class NTGAConfig:
     if not self.diag_reg >= 0:
       raise ConfigError(f"diag_reg must be >= 0, got {self.diag_reg}")
 
+  def resolved(self, image_shape: tuple[int, ...]) -> NTGAConfig:
+    """Fills the data-dependent defaults (eps, t, step_size).
 
-def resolve(config: NTGAConfig, image_shape: tuple[int, ...]) -> NTGAConfig:
-  """Fills the data-dependent defaults (eps, t, step_size) of ``config``.
+    Args:
+      image_shape: (H, W, C) of one image; C == 1 counts as MNIST-like.
 
-  Args:
-    config: settings, possibly with ``None`` fields.
-    image_shape: (H, W, C) of one image; C == 1 counts as MNIST-like.
+    Returns:
+      A config with concrete ``eps``, ``t`` and ``step_size``.
 
-  Returns:
-    A config with concrete ``eps``, ``t`` and ``step_size``.
-  """
-  grey = image_shape[-1] == 1
-  eps = config.eps
-  if eps is None:
-    if config.norm == "l2":
-      raise ConfigError("norm=l2 needs an explicit eps (the paper only "
-                        "defines L_inf budgets)")
-    eps = 0.3 if grey else 8 / 255
-  t = config.t
-  if t is None:
-    t = 64.0 if grey else (4096.0 if config.surrogate == "fnn" else 8.0)
-  step_size = config.step_size if config.step_size is not None else eps / 4
-  return dataclasses.replace(config, eps=float(eps), t=float(t),
-                             step_size=float(step_size))
+    Raises:
+      ConfigError: ``norm="l2"`` without an explicit eps.
+
+    Example:
+      >>> NTGAConfig().resolved((28, 28, 1)).t
+      64.0
+    """
+    grey = image_shape[-1] == 1
+    eps = self.eps
+    if eps is None:
+      if self.norm == "l2":
+        raise ConfigError("norm=l2 needs an explicit eps (the paper only "
+                          "defines L_inf budgets)")
+      eps = default_eps(image_shape)
+    t = self.t
+    if t is None:
+      t = 64.0 if grey else (4096.0 if self.surrogate == "fnn" else 8.0)
+    step_size = self.step_size if self.step_size is not None else eps / 4
+    return dataclasses.replace(self, eps=float(eps), t=float(t),
+                               step_size=float(step_size))
 
 
 # --------------------------------------------------------------------------
@@ -157,15 +171,9 @@ def _seed(key: jax.Array, stream: int) -> int:
   return int(jax.random.randint(sub, (), 0, 2**31 - 1))
 
 
-def stratified_order(key: jax.Array, y: np.ndarray) -> np.ndarray:
-  """A seeded order of ``range(len(y))`` that interleaves the classes.
-
-  Within each class the examples are shuffled; then one example of each class
-  is taken in turn, so every prefix and every stride of the order is as
-  class-balanced as possible.
-  """
-  from ntga.data import stratified_order as data_order  # pylint: disable=g-import-not-at-top
-  return data_order(np.asarray(y), _seed(key, 0))
+def _keyed_order(key: jax.Array, y: np.ndarray) -> np.ndarray:
+  """:func:`ntga.data.stratified_order` with its seed drawn from ``key``."""
+  return data.stratified_order(np.asarray(y), _seed(key, 0))
 
 
 def make_blocks(key: jax.Array, y: np.ndarray, block_size: int
@@ -182,7 +190,7 @@ def make_blocks(key: jax.Array, y: np.ndarray, block_size: int
     example once; sizes differ by at most one. There are at least two blocks
     (for N >= 2) so that every block has held-out training data to target.
   """
-  order = stratified_order(key, y)
+  order = _keyed_order(key, y)
   # Group the shuffled order by class, then deal it out to the blocks like
   # cards: each class spreads evenly over the blocks (counts differ by at
   # most one) whatever the number of blocks and classes.
@@ -193,7 +201,7 @@ def make_blocks(key: jax.Array, y: np.ndarray, block_size: int
 
 def make_target(key: jax.Array, y: np.ndarray, size: int) -> np.ndarray:
   """Indices of a class-stratified target sample of the training data."""
-  return np.sort(stratified_order(key, y)[:size])
+  return np.sort(_keyed_order(key, y)[:size])
 
 
 # --------------------------------------------------------------------------
@@ -386,9 +394,7 @@ def _default_mesh() -> jax.sharding.Mesh:
 
 
 def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
-           *, num_classes: int | None = None,
-           checkpoint_dir: str | os.PathLike | None = None,
-           progress: bool = False,
+           context: RunContext = RunContext(), *,
            mesh: jax.sharding.Mesh | None = None) -> np.ndarray:
   """Poisons every training image with NTGA.
 
@@ -397,11 +403,11 @@ def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
     x: (N, H, W, C) uint8 clean training images.
     y: (N,) int labels.
     config: :class:`NTGAConfig`; ``None`` fields get the paper's defaults for
-      the data (see :func:`resolve`).
-    num_classes: class count (default ``max(y) + 1``).
-    checkpoint_dir: if given, each finished block is saved there and blocks
-      already there (from a killed run with the same inputs) are skipped.
-    progress: show a tqdm bar over blocks.
+      the data (see :meth:`NTGAConfig.resolved`).
+    context: ``num_classes`` (default ``max(y) + 1``) sizes the one-hot
+      targets; with ``checkpoint_dir`` each finished block is saved there and
+      blocks already there (from a killed run with the same inputs) are
+      skipped; ``progress`` shows a tqdm bar over blocks.
     mesh: 1-D device mesh with axis 'data' over which blocks are sharded
       (default: all local devices).
 
@@ -415,11 +421,14 @@ def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
     ConfigError: bad settings (see :class:`NTGAConfig`).
 
   Example:
-    >>> xp = poison(jax.random.key(0), ds.x, ds.y, NTGAConfig(block_size=256))
+    >>> xp = poison(jax.random.key(0), ds.x, ds.y, NTGAConfig(block_size=256),
+    ...             RunContext(num_classes=ds.num_classes))
   """
+  num_classes = context.num_classes
+  checkpoint_dir = context.checkpoint_dir
   x, y = data.check_arrays(x, y, num_classes)
   num_classes = int(y.max()) + 1 if num_classes is None else num_classes
-  cfg = resolve(config, x.shape[1:])
+  cfg = config.resolved(x.shape[1:])
   kernel_fn = surrogates.get(cfg.surrogate, num_classes)
 
   blocks = make_blocks(jax.random.fold_in(key, _STREAM_BLOCKS), y,
@@ -476,7 +485,8 @@ def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
   from tqdm.auto import tqdm  # pylint: disable=g-import-not-at-top
   done = len(blocks) - len(todo) - len(others)
   bar = tqdm(total=done + len(todo), initial=done,
-             desc=f"ntga[{cfg.surrogate}]", unit="block", disable=not progress)
+             desc=f"ntga[{cfg.surrogate}]", unit="block",
+             disable=not context.progress)
   for start in range(0, len(todo), n_dev):
     group = todo[start:start + n_dev]
     ids = group + [group[-1]] * (n_dev - len(group))  # pad the last group
@@ -519,5 +529,6 @@ def _gather_from_store(store: _BlockStore, blocks: list[np.ndarray],
       raise OutputError(f"block {b} is missing from {store.folder} after "
                         "every process finished")
     out[blocks[b]] = rows
-  # Nobody may remove the store (the CLI does, after writing) before all read.
+  # Nobody may remove the store (ntga.attacks.pipeline.remove_checkpoints, after
+  # the output is written) before all have read it.
   multihost_utils.sync_global_devices("ntga: blocks read")

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from ntga import pgd, data, predict, surrogates
+from ntga.protocol import RunContext
 
 pytestmark = pytest.mark.accelerator
 
@@ -26,7 +27,7 @@ def test_ntga_runs_on_the_accelerator_and_defeats_the_gp():
   _require_accelerator()
   train, test = data.load("digits", "train"), data.load("digits", "test")
   cfg = pgd.NTGAConfig(block_size=512)
-  out = pgd.poison(jax.random.key(0), train.x, train.y, cfg, num_classes=10)
+  out = pgd.poison(jax.random.key(0), train.x, train.y, cfg, RunContext(num_classes=10))
   assert np.abs(out.astype(int) - train.x).max() <= 76
   kfn = jax.jit(surrogates.get("fnn", 10))
 

@@ -1,15 +1,15 @@
-"""Table configs (benchmarks/configs/table*.py): smoke runs, per-cell cache, --cells."""
+"""Table configs (kind ``table``): smoke runs, per-cell cache, --cells, the poison cache."""
 
 import json
 
 import numpy as np
 import pytest
 
-from benchmarks import _tables, configs, run
-from ntga.errors import ConfigError
+from benchmarks import configs, run
+from benchmarks.kinds import table
+from ntga.errors import ConfigError, DataError
 
-TABLES = ["table1_mnist", "table2_cifar", "table3_defenses", "table4_ratio",
-          "table5_cifar_full"]
+TABLES = [n for n in configs.names() if configs.load(n)["kind"] == "table"]
 
 
 def _records(out, name):
@@ -17,35 +17,28 @@ def _records(out, name):
 
 
 def _check_record(rec, name):
-  assert rec["kind"] == "table_cell" and rec["name"] == name and rec["smoke"]
-  assert rec["config_hash"] == _tables.cell_hash(rec["cell"])
+  table.check(rec)  # the kind's own check: hash, seeds, accuracies, poison
+  assert rec["name"] == name and rec["smoke"]
   m = rec["metrics"]
-  finals = [s["final"] for s in m["per_seed"]]
-  peaks = [s["peak"] for s in m["per_seed"]]
-  assert [s["seed"] for s in m["per_seed"]] == rec["cell"]["seeds"]
-  assert all(0.0 <= f <= p <= 1.0 for f, p in zip(finals, peaks))
-  assert m["final_mean"] == pytest.approx(np.mean(finals))
-  assert m["peak_mean"] == pytest.approx(np.mean(peaks))
-  assert rec["command"] == _tables.cell_command(name, rec["cell"], smoke=True)
-  attack = rec["cell"]["attack"]
-  if attack is None:
-    assert m["poison"] is None
-  else:
-    assert m["poison"]["attack"] == attack["name"]
-    assert m["poison"]["max_abs_delta_levels"] > 0
-    if attack["ratio"] is not None:
-      assert m["poison"]["n_poisoned"] == round(attack["ratio"] * m["n_train"])
+  assert m["final_mean"] == pytest.approx(np.mean([s["final"] for s in m["per_seed"]]))
+  assert rec["command"] == table.cell_command(name, rec["cell"], smoke=True)
+  if rec["cell"]["attack"] is not None:  # the poison names the code that made it
+    assert len(m["poison"]["code_fingerprint"]) == 16
 
 
 @pytest.mark.parametrize("name", TABLES)
-def test_smoke_table_fills_every_cell_then_is_cached(name, tmp_path, capsys):
+def test_smoke_table_fills_every_cell_renders_then_is_cached(name, tmp_path, capsys):
   config = configs.load(name, smoke=True)
   assert run.main([name, "--smoke", "--out", str(tmp_path)]) == 0
   recs = _records(tmp_path, name)
-  hashes = {_tables.cell_hash(c)[:16] for c in config["cells"]}
+  hashes = {table.cell_hash(c)[:16] for c in config["cells"]}
   assert set(recs) == {h + ".json" for h in hashes}
   for rec in recs.values():
     _check_record(rec, name)
+  lines, plots = table.render(name, config, list(recs.values()))
+  n = len(config["cells"])  # cells that compute the same thing share a record
+  assert f"{n} of {n} cells measured" in "\n".join(lines)
+  assert "| not run" not in "\n".join(lines) and plots == []
   capsys.readouterr()
   # second run: nothing recomputed, every cell reported cached
   assert run.main([name, "--smoke", "--out", str(tmp_path)]) == 0
@@ -64,7 +57,9 @@ def test_cells_pattern_runs_a_part_and_shares_identical_cells(tmp_path, capsys):
                    "--cells", "ntga / 0.0"]) == 0
   assert "0 run, 1 cached" in capsys.readouterr().out
   # a poisoning is cached and shared between ratios of one attack
-  assert len(list((out / _tables.CACHE).glob("poison-*/poisoned.npz"))) == 1
+  cache = out / table.CACHE
+  assert len(list(cache.glob("poison-*/poisoned.npz"))) == 1
+  assert not list(cache.glob("poison-*/.checkpoints"))  # removed once written
   # a table whose folder does not exist yet reuses a cell of another table
   twin = tmp_path / "twin"
   (twin / "table4_ratio").mkdir(parents=True)
@@ -72,13 +67,34 @@ def test_cells_pattern_runs_a_part_and_shares_identical_cells(tmp_path, capsys):
     (twin / "table4_ratio" / p.name).write_text(p.read_text())
   clean = {**configs.load("table4_ratio", smoke=True)["cells"][0],
            "row": "x", "col": "y"}
-  status = _tables.run_table("other", {
+  status = table.run_table("other", {
       "title": "t", "description": "d", "rows": ["x"], "cols": ["y"],
       "paper": {}, "cells": [clean]}, smoke=True, out=twin)
   assert status["cells"][0]["status"] == "cached"
-  rec = json.loads((twin / "other" / (_tables.cell_hash(clean)[:16] + ".json"))
+  rec = json.loads((twin / "other" / (table.cell_hash(clean)[:16] + ".json"))
                    .read_text())
   assert rec["reused_from"] == "table4_ratio" and rec["cell"]["row"] == "x"
+
+
+def test_the_poison_cache_key_covers_the_attacks_code(tmp_path, monkeypatch):
+  from ntga import attacks  # pylint: disable=g-import-not-at-top
+  from ntga.attacks import pipeline  # pylint: disable=g-import-not-at-top
+  cell = next(c for c in configs.load("table4_ratio", smoke=True)["cells"]
+              if c["attack"] is not None and c["attack"]["name"] == "cuda")
+  cache = tmp_path / "cache"
+  code = pipeline.code_fingerprint(attacks.get("cuda"))
+  _, first = table.poisoned_train_set(cell, cache=cache)
+  _, again = table.poisoned_train_set(cell, cache=cache)
+  assert not first["cached"] and again["cached"]  # same code: the cache serves it
+  assert first["code_fingerprint"] == again["code_fingerprint"] == code
+  path = table.cell_path(tmp_path, "t", cell)
+  # An edited attack: its fingerprint changes, so it is poisoned again ...
+  monkeypatch.setattr(pipeline, "code_fingerprint", lambda attack: "0" * 16)
+  _, edited = table.poisoned_train_set(cell, cache=cache)
+  assert not edited["cached"]
+  assert len(list(cache.glob("poison-*/poisoned.npz"))) == 2
+  # ... while the cell (its hash, its record's path) stays the same.
+  assert table.cell_path(tmp_path, "t", cell) == path
 
 
 def test_bad_cells_pattern_and_cells_on_a_plain_config_are_errors(tmp_path, capsys):
@@ -109,17 +125,54 @@ def _cell(col="a", seeds=(0, 1, 2)):
 ])
 def test_malformed_table_configs_are_rejected(config, message):
   with pytest.raises(ConfigError, match=message):
-    _tables.check_table("x", config, smoke=False)
+    table.check_table("x", config, smoke=False)
 
 
 def test_min_seeds_lowers_the_seed_floor_per_table():
   one = _table([_cell("a", seeds=(0,))])
   with pytest.raises(ConfigError, match="at least 3 distinct seeds"):
-    _tables.check_table("x", one, smoke=False)
-  _tables.check_table("x", {**one, "min_seeds": 1}, smoke=False)
+    table.check_table("x", one, smoke=False)
+  table.check_table("x", {**one, "min_seeds": 1}, smoke=False)
 
 
 def test_cell_hash_ignores_labels_only():
   a, b = _cell("a"), _cell("b")
-  assert _tables.cell_hash(a) == _tables.cell_hash(b)
-  assert _tables.cell_hash(a) != _tables.cell_hash({**a, "defense": "jpeg"})
+  assert table.cell_hash(a) == table.cell_hash(b)
+  assert table.cell_hash(a) != table.cell_hash({**a, "defense": "jpeg"})
+
+
+def _cell_record(finals, peaks, poison=None, attack=None):
+  cell = {**_cell("a", seeds=range(len(finals))), "attack": attack}
+  return {"name": "x", "kind": "table_cell", "cell": cell,
+          "config_hash": table.cell_hash(cell),
+          "metrics": {"poison": poison, "n_train": 10,
+                      "final_mean": float(np.mean(finals)),
+                      "final_std": float(np.std(finals, ddof=1)) if len(finals) > 1 else 0.0,
+                      "peak_mean": float(np.mean(peaks)),
+                      "per_seed": [{"seed": i, "final": f, "peak": p}
+                                   for i, (f, p) in enumerate(zip(finals, peaks))]}}
+
+
+@pytest.mark.parametrize("change, message", [
+    (lambda r: r.update(config_hash="0" * 64), "hash is not the cell's"),
+    (lambda r: r["metrics"]["per_seed"][0].update(peak=0.1), "peak 0.1 below final"),
+    (lambda r: r["metrics"].update(final_mean=0.9), "final_mean is not the mean"),
+    (lambda r: r["metrics"].update(poison={"attack": "ntga"}),
+     "poison metadata does not match"),
+])
+def test_cell_check_catches_inconsistent_records(change, message):
+  rec = _cell_record([0.5, 0.6], [0.7, 0.8])
+  table.check(rec)
+  change(rec)
+  with pytest.raises(DataError, match=message):
+    table.check(rec)
+
+
+def test_cell_check_on_a_ratio_cell_counts_the_poisoned_images():
+  attack = {"name": "cuda", "seed": 0, "ratio": 0.5, "settings": {}}
+  rec = _cell_record([0.5], [0.6], attack=attack, poison={
+      "attack": "cuda", "max_abs_delta_levels": 9, "n_poisoned": 5})
+  table.check(rec)
+  rec["metrics"]["poison"]["n_poisoned"] = 4
+  with pytest.raises(DataError, match="4 images poisoned at ratio 0.5"):
+    table.check(rec)

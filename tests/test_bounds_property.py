@@ -6,6 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ntga import pgd
+from ntga.protocol import RunContext
 
 
 @settings(max_examples=200, deadline=None)
@@ -50,6 +51,6 @@ def test_ntga_output_never_exceeds_eps(seed, levels, n, h, c, k):
   eps = levels / 255
   cfg = pgd.NTGAConfig(eps=eps, t=64.0, steps=2, block_size=4,
                           target_size=n, random_start=True)
-  out = pgd.poison(jax.random.key(seed), x, y, cfg, num_classes=k)
+  out = pgd.poison(jax.random.key(seed), x, y, cfg, RunContext(num_classes=k))
   assert out.dtype == np.uint8 and out.shape == x.shape
   assert np.abs(out.astype(int) - x).max() <= levels

@@ -164,6 +164,48 @@ def test_ci_runs_the_readme_test_command():
   assert install_test in (root / ".ci" / "run").read_text().splitlines()
 
 
-def test_bench_alias_hands_over_to_benchmarks_run(capsys):
-  assert cli.main(["bench", "no_such_config"]) == 2
-  assert "unknown benchmark config 'no_such_config'" in capsys.readouterr().err
+def test_bench_is_not_a_command(capsys):
+  """Benchmarks run from a checkout (python -m benchmarks.run), not via ntga."""
+  with pytest.raises(SystemExit) as e:
+    cli.main(["bench", "table1_mnist"])
+  assert e.value.code == 2
+  assert "invalid choice: 'bench'" in capsys.readouterr().err
+
+
+def test_unknown_setting_names_the_known_ones(tmp_path, capsys):
+  argv = ["poison", "--attack", "cuda", "--data", "digits", "--out",
+          str(tmp_path / "o"), "--set", "pb=0.2", "--set", "steps=3"]
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err
+  assert "unknown setting 'steps' for attack 'cuda'; known: batch_size, blur_size" in err
+
+
+def test_distributed_needs_a_multi_process_attack(tmp_path, capsys, monkeypatch):
+  from ntga import distributed
+  monkeypatch.setattr(distributed, "init_distributed", lambda args: None)
+  argv = ["poison", "--attack", "cuda", "--data", "digits", "--out",
+          str(tmp_path / "o"), "--distributed"]
+  assert cli.main(argv) == 2
+  assert ("--distributed is supported by block-wise attacks (ntga), not 'cuda'"
+          in capsys.readouterr().err)
+
+
+def test_demo_figure_changes_no_global_setting(tmp_path):
+  """save_figure draws on a bare Figure: no pyplot, no matplotlib.use."""
+  code = """if True:
+    import sys
+    from pathlib import Path
+    import matplotlib
+    import numpy as np
+    calls = []
+    matplotlib.use = lambda *a, **k: calls.append(a)
+    from ntga.demo import save_figure
+    x = np.zeros((4, 8, 8, 1), np.uint8)
+    save_figure(Path(sys.argv[1]), x, x + 3, np.array([0, 1, 0, 1]), ("a", "b"))
+    print(calls == [], "matplotlib.pyplot" in sys.modules)
+  """
+  png = tmp_path / "grid.png"
+  out = subprocess.run([sys.executable, "-c", code, str(png)],
+                       capture_output=True, text=True, check=True)
+  assert out.stdout.split() == ["True", "False"]
+  assert Image.open(png).size[0] > 100

@@ -48,3 +48,39 @@ def test_process_flags_need_distributed(tmp_path, capsys):
   argv = [*ARGS, "--out", str(tmp_path / "o"), "--process-id", "1"]
   assert cli.main(argv) == 2
   assert "--process-id needs --distributed" in capsys.readouterr().err
+
+
+def _flags(**kw):
+  import argparse
+  from ntga import distributed
+  parser = argparse.ArgumentParser()
+  distributed.add_distributed_arguments(parser, "does its share")
+  args = parser.parse_args(["--distributed"])
+  return argparse.Namespace(**{**vars(args), **kw})
+
+
+def test_init_distributed_reads_flags_then_environment(monkeypatch):
+  """Flags win over JAX_* variables; nothing JAX-global is set on the way."""
+  import jax
+  from ntga import distributed
+  calls = []
+  monkeypatch.setattr(jax.distributed, "initialize",
+                      lambda **kw: calls.append(kw))
+  monkeypatch.setattr(jax.config, "update", lambda *a: calls.append(("update", a)))
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "4")
+  monkeypatch.setenv("JAX_PROCESS_ID", "3")
+  monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "10.0.0.1:1234")
+  distributed.init_distributed(_flags(process_id=1))
+  assert calls == [{"coordinator_address": "10.0.0.1:1234", "num_processes": 4,
+                    "process_id": 1}]
+
+
+def test_init_distributed_rejects_bad_values(monkeypatch):
+  import pytest
+  from ntga import distributed
+  from ntga.errors import ConfigError
+  monkeypatch.setenv("JAX_NUM_PROCESSES", "two")
+  with pytest.raises(ConfigError, match="JAX_NUM_PROCESSES='two' is not a valid int"):
+    distributed.init_distributed(_flags())
+  with pytest.raises(ConfigError, match=r"--process-id must be in \[0, 2\), got 2"):
+    distributed.init_distributed(_flags(num_processes=2, process_id=2))

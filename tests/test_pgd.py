@@ -8,9 +8,11 @@ import pytest
 
 from ntga import pgd, data, predict, surrogates
 from ntga.errors import ConfigError, OutputError
+from ntga.protocol import RunContext
 
 SMALL = pgd.NTGAConfig(block_size=64, target_size=120, target_chunk=40,
-                          steps=4)
+                       steps=4)
+TEN = RunContext(num_classes=10)
 
 
 @pytest.fixture(scope="module")
@@ -21,8 +23,7 @@ def digits():
 @pytest.fixture(scope="module")
 def poisoned(digits):
   train, _ = digits
-  return pgd.poison(jax.random.key(0), train.x, train.y, SMALL,
-                       num_classes=10)
+  return pgd.poison(jax.random.key(0), train.x, train.y, SMALL, TEN)
 
 
 def _gp_accuracy(x_train, y_train, test):
@@ -52,11 +53,9 @@ def test_attack_defeats_the_gp_on_clean_test_data(digits, poisoned):
 
 def test_same_key_same_output_other_key_differs(digits, poisoned):
   train, _ = digits
-  again = pgd.poison(jax.random.key(0), train.x, train.y, SMALL,
-                        num_classes=10)
+  again = pgd.poison(jax.random.key(0), train.x, train.y, SMALL, TEN)
   np.testing.assert_array_equal(again, poisoned)
-  other = pgd.poison(jax.random.key(1), train.x, train.y, SMALL,
-                        num_classes=10)
+  other = pgd.poison(jax.random.key(1), train.x, train.y, SMALL, TEN)
   assert (other != poisoned).any()
 
 
@@ -88,12 +87,20 @@ def test_target_set_is_training_data_and_excludes_the_block(key):
   np.testing.assert_array_equal(np.bincount(y[target]), [6] * 5)
 
 
+def test_target_set_is_a_prefix_of_the_data_order(key):
+  """One stratified order: NTGA's comes from ntga.data, seeded from the key."""
+  y = np.arange(90) % 4
+  seed = int(jax.random.randint(jax.random.fold_in(key, 0), (), 0, 2**31 - 1))
+  np.testing.assert_array_equal(pgd.make_target(key, y, 25),
+                                np.sort(data.stratified_order(y, seed)[:25]))
+
+
 def test_l2_threat_model_and_random_start(digits, key):
   train, _ = digits
   x, y = train.x[:80], train.y[:80]
   cfg = dataclasses.replace(SMALL, norm="l2", eps=1.0, random_start=True,
                             loss="mse", steps=2)
-  out = pgd.poison(key, x, y, cfg, num_classes=10)
+  out = pgd.poison(key, x, y, cfg, TEN)
   norms = np.linalg.norm((out.astype(float) - x).reshape(80, -1) / 255, axis=1)
   assert norms.max() <= 1.0 + 1e-9 and norms.max() > 0.3
 
@@ -112,22 +119,26 @@ def test_bad_config_is_rejected():
   with pytest.raises(ConfigError, match="surrogate"):
     pgd.NTGAConfig(surrogate="rbf")
   with pytest.raises(ConfigError, match="l2"):
-    pgd.resolve(pgd.NTGAConfig(norm="l2"), (8, 8, 1))
+    pgd.NTGAConfig(norm="l2").resolved((8, 8, 1))
 
 
 def test_paper_defaults_per_dataset():
-  grey = pgd.resolve(pgd.NTGAConfig(), (28, 28, 1))
+  grey = pgd.NTGAConfig().resolved((28, 28, 1))
   assert (grey.eps, grey.t, grey.step_size) == (0.3, 64.0, 0.075)
-  colour = pgd.resolve(pgd.NTGAConfig(surrogate="cnn"), (32, 32, 3))
+  colour = pgd.NTGAConfig(surrogate="cnn").resolved((32, 32, 3))
   assert colour.eps == pytest.approx(8 / 255) and colour.t == 8.0
-  assert pgd.resolve(pgd.NTGAConfig(), (32, 32, 3)).t == 4096.0
+  assert pgd.NTGAConfig().resolved((32, 32, 3)).t == 4096.0
+  # Explicit values are kept; resolving twice changes nothing.
+  mine = pgd.NTGAConfig(eps=0.1, t=16.0, step_size=0.01).resolved((8, 8, 3))
+  assert (mine.eps, mine.t, mine.step_size) == (0.1, 16.0, 0.01)
+  assert grey.resolved((28, 28, 1)) == grey
 
 
 def test_resume_skips_finished_blocks(digits, poisoned, tmp_path):
   train, _ = digits
   ckpt = tmp_path / "ckpt"
-  first = pgd.poison(jax.random.key(0), train.x, train.y, SMALL,
-                        num_classes=10, checkpoint_dir=ckpt)
+  resumable = RunContext(num_classes=10, checkpoint_dir=ckpt)
+  first = pgd.poison(jax.random.key(0), train.x, train.y, SMALL, resumable)
   np.testing.assert_array_equal(first, poisoned)
   files = sorted(ckpt.glob("block_*.npy"))
   assert len(files) == 4  # ceil(200 / 64)
@@ -136,15 +147,14 @@ def test_resume_skips_finished_blocks(digits, poisoned, tmp_path):
   rows[0, 0, 0, 0] ^= 1
   np.save(files[0], rows)
   files[1].unlink()  # and one block as if the run was killed before it
-  again = pgd.poison(jax.random.key(0), train.x, train.y, SMALL,
-                        num_classes=10, checkpoint_dir=ckpt)
+  again = pgd.poison(jax.random.key(0), train.x, train.y, SMALL, resumable)
   blocks = pgd.make_blocks(
       jax.random.fold_in(jax.random.key(0), pgd._STREAM_BLOCKS), train.y, 64)
   np.testing.assert_array_equal(again[blocks[0]], rows)
   np.testing.assert_array_equal(again[blocks[1]], poisoned[blocks[1]])
   with pytest.raises(OutputError, match="different run"):
-    pgd.poison(jax.random.key(1), train.x, train.y, SMALL, num_classes=10,
-                  checkpoint_dir=ckpt)
+    pgd.poison(jax.random.key(1), train.x, train.y, SMALL,
+               RunContext(num_classes=10, checkpoint_dir=ckpt))
 
 
 def test_sharded_equals_unsharded(digits):
@@ -154,8 +164,8 @@ def test_sharded_equals_unsharded(digits):
   cfg = dataclasses.replace(SMALL, block_size=30, steps=2)
   mesh1 = jax.make_mesh((1,), ("data",), devices=jax.devices()[:1],
                         axis_types=(jax.sharding.AxisType.Auto,))
-  one = pgd.poison(jax.random.key(3), x, y, cfg, num_classes=10, mesh=mesh1)
-  four = pgd.poison(jax.random.key(3), x, y, cfg, num_classes=10)
+  one = pgd.poison(jax.random.key(3), x, y, cfg, TEN, mesh=mesh1)
+  four = pgd.poison(jax.random.key(3), x, y, cfg, TEN)
   np.testing.assert_array_equal(one, four)
 
 
@@ -204,5 +214,4 @@ def test_non_finite_gradient_raises_instead_of_writing(digits, monkeypatch):
   cfg = pgd.NTGAConfig(surrogate="fnn", block_size=50, target_size=40, steps=1)
   train, _ = digits
   with pytest.raises(FloatingPointError, match="non-finite"):
-    pgd.poison(jax.random.key(0), train.x[:100], train.y[:100], cfg,
-                  num_classes=10)
+    pgd.poison(jax.random.key(0), train.x[:100], train.y[:100], cfg, TEN)

@@ -60,11 +60,46 @@ def test_hooks_into_another_parser():
                             "--defense", "at-linf", "--at-eps", "8/255"])
   assert args.at_eps == pytest.approx(8 / 255)
   cfg = cli.config_from_args(args).resolved()
-  assert cfg.defense == "at-linf" and cfg.at_step_size == pytest.approx(2 / 255)
+  assert cfg.defense.name == "at-linf" and cfg.defense.steps == 10
+  assert cfg.defense.step_size == pytest.approx(2 / 255)
+  args = parser.parse_args(["evaluate", "--train", "x", "--victim", "cnn",
+                            "--defense", "jpeg", "--jpeg-quality", "30"])
+  assert cli.config_from_args(args).defense.quality == 30
   with pytest.raises(SystemExit):
     parser.parse_args(["evaluate", "--train", "x", "--victim", "lenet"])
   args = parser.parse_args(["separability", "--data", "p.npz", "--clean", "c.npz"])
   assert (args.data, args.clean, args.split) == ("p.npz", "c.npz", "train")
+
+
+def test_defense_flag_of_another_defense_is_a_clear_error(capsys):
+  # --jpeg-quality means nothing without --defense jpeg: refused, not ignored
+  assert cli.main(["evaluate", "--train", "digits", "--victim", "cnn",
+                   "--jpeg-quality", "30", "--no-progress"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "jpeg_quality" in err and "none" in err
+  assert cli.main(["evaluate", "--train", "digits", "--victim", "cnn", "--defense",
+                   "bdr", "--at-steps", "3", "--no-progress"]) == 2
+  assert "at_steps" in capsys.readouterr().err
+
+
+def test_learning_curve_leaves_the_matplotlib_backend_alone(tmp_path):
+  """Drawing the curve neither switches the global backend nor loads pyplot."""
+  import os
+  import subprocess
+  import sys
+  code = (
+      "import sys, matplotlib; from ntga.victims import cli; "
+      "m = {'train_accuracy': [0.5, 0.7], 'test_accuracy': [0.4, 0.6], "
+      "'train_loss': [1.0, 0.8], 'config': {'victim': 'cnn', 'defense': 'jpeg'}}; "
+      "cli.plot_learning_curve(m, sys.argv[1]); "
+      "print(matplotlib.rcParams['backend'], 'matplotlib.pyplot' in sys.modules)")
+  env = dict(os.environ, MPLBACKEND="pdf")
+  png = tmp_path / "c.png"
+  out = subprocess.run([sys.executable, "-c", code, str(png)], capture_output=True,
+                       text=True, check=True, env=env)
+  assert out.stdout.split() == ["pdf", "False"]
+  assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+  assert cli.VICTIM_CHECKPOINTS == "checkpoints"
 
 
 def test_separability_cli(tmp_path, capsys):
@@ -90,7 +125,7 @@ def test_building_the_parsers_does_not_import_jax():
   import subprocess
   import sys
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  code = ("import argparse, sys, victims.cli as c; "
+  code = ("import argparse, sys; from ntga.victims import cli as c; "
           "c.add_evaluate_arguments(argparse.ArgumentParser()); "
           "c.add_separability_arguments(argparse.ArgumentParser()); "
           "print(any(m == 'jax' or m.startswith(('jax.', 'flax')) for m in sys.modules))")

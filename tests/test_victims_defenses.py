@@ -55,11 +55,100 @@ def test_adversarial_training_smoke(key):
   rng = np.random.default_rng(0)
   data = Dataset(rng.integers(0, 256, (8, 8, 8, 1)).astype(np.uint8),
                  np.arange(8) % 2, ("a", "b"))
-  cfg = vt.TrainConfig(victim="cnn", defense="at-linf", at_steps=2, epochs=1,
-                       batch_size=4, eval_batch_size=4)
+  cfg = vt.TrainConfig.from_flat(victim="cnn", defense="at-linf", at_steps=2, epochs=1,
+                                 batch_size=4, eval_batch_size=4)
   m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
   assert np.isfinite(m["train_loss"][0])
   assert m["config"]["at_step_size"] == pytest.approx(2 / 255)
+
+
+# ------------------------------------------------------------------ registry
+
+# One non-default value of every setting of every defense (by field name).
+_SETTINGS = {"none": {}, "cutout": {"size": 3}, "mixup": {"alpha": 0.4},
+             "cutmix": {"alpha": 0.3, "prob": 1.0},
+             "at-linf": {"eps": 4 / 255, "steps": 3, "step_size": 1 / 255},
+             "at-l2": {"eps": 0.25, "steps": 2, "step_size": 0.1},
+             "jpeg": {"quality": 40}, "grayscale": {}, "bdr": {"bits": 3},
+             "ortho": {"epochs": 2, "lr": 0.05}}
+
+
+def test_registry_names_match_the_cli_choices():
+  from ntga.victims import _names
+  assert defenses.NAMES == _names.DEFENSES == tuple(_SETTINGS)
+  for name in defenses.NAMES:
+    cfg = defenses.get(name)
+    assert cfg.name == name and isinstance(cfg, defenses.DefenseConfig)
+    hash(cfg)  # frozen: usable inside the jit-static step spec
+
+
+def test_registry_rejects_unknown_names_and_settings():
+  with pytest.raises(ConfigError, match="unknown defense 'magic'"):
+    defenses.get("magic")
+  with pytest.raises(ConfigError, match="no setting bits"):
+    defenses.get("jpeg", bits=2)
+  with pytest.raises(ConfigError, match="no setting quality"):
+    defenses.get("none", quality=10)
+  with pytest.raises(ConfigError, match="at_steps"):
+    defenses.from_flat("jpeg", at_steps=1)
+  with pytest.raises(ConfigError, match="quality"):
+    defenses.get("jpeg", quality=96).resolved()
+
+
+@pytest.mark.parametrize("name", list(_SETTINGS))
+def test_each_defense_round_trips_through_from_flat(name):
+  cfg = defenses.get(name, **_SETTINGS[name])
+  assert cfg.settings() == _SETTINGS[name]
+  flat = cfg.flat_settings()
+  assert set(flat) == set(defenses.flat_keys(name))
+  train = vt.TrainConfig.from_flat(victim="cnn", defense=name, **flat)
+  assert train.defense == cfg and train.to_flat()["defense"] == name
+  assert vt.TrainConfig.from_flat(**train.to_flat()) == train
+  assert train.resolved().defense == cfg.resolved()
+
+
+def test_from_flat_rejects_another_defenses_setting():
+  with pytest.raises(ConfigError, match="at_steps.*defense jpeg"):
+    vt.TrainConfig.from_flat(victim="cnn", defense="jpeg", at_steps=3)
+  with pytest.raises(ConfigError, match="cutout_size.*defense mixup"):
+    vt.TrainConfig.from_flat(victim="cnn", defense="mixup", cutout_size=4)
+
+
+def test_at_defaults_follow_the_norm():
+  linf = defenses.get("at-linf").resolved()
+  assert (linf.eps, linf.step_size, linf.steps) == (8 / 255, 2 / 255, 10)
+  l2 = defenses.get("at-l2", steps=5).resolved()
+  assert (l2.eps, l2.step_size) == (0.5, pytest.approx(2.5 * 0.5 / 5))
+  assert defenses.get("at-linf", eps=0.1).resolved().step_size == pytest.approx(0.025)
+
+
+def test_defense_behaviour(getkey):
+  x = _natural_images(4, 8)
+  y = np.arange(4) % 2
+  same = defenses.get("none")
+  assert same.prepare_images(getkey(), x, y, 2) is x
+  np.testing.assert_array_equal(defenses.get("jpeg", quality=20).prepare_images(
+      getkey(), x, y, 2), defenses.jpeg_compress(x, 20))
+  np.testing.assert_array_equal(defenses.get("bdr", bits=1).prepare_images(
+      getkey(), x, y, 2), defenses.bit_depth_reduction(x, 1))
+  assert defenses.get("ortho", epochs=1).prepare_images(
+      getkey(), x, y, 2).dtype == np.float32
+  xf = jnp.asarray(x, jnp.float32) / 255
+  t = jax.nn.one_hot(y, 2)
+  assert same.transform_batch(getkey(), xf, t, None) == (xf, t)
+  cut, t_cut = defenses.get("cutout", size=2).transform_batch(getkey(), xf, t, None)
+  cut, xf_ = np.asarray(cut), np.asarray(xf)
+  assert np.all((cut == xf_) | (cut == 0))  # only zeroes pixels ...
+  changed = (cut != xf_).reshape(4, -1).sum(1)
+  assert changed.min() >= 1 and changed.max() <= 2 * 2 * 3  # ... of one 2x2 square
+  assert t_cut is t
+  loss = lambda z: jnp.sum(z ** 2)  # noqa: E731
+  adv, _ = defenses.get("at-linf", steps=2).resolved().transform_batch(
+      getkey(), xf, t, loss)
+  assert 0 < float(jnp.abs(adv - xf).max()) <= 8 / 255 + 1e-6
+  assert float(loss(adv)) > float(loss(xf))
+  # adversarial training draws from its own key stream, batch defenses from one
+  assert defenses.get("at-l2").key_stream != defenses.get("mixup").key_stream
 
 
 # ------------------------------------------------------------------ squeezing
@@ -133,8 +222,9 @@ def test_mixup_and_cutmix_targets(getkey):
 def test_every_defense_trains(key, defense):
   x = _natural_images(8, 8)
   data = Dataset(x, np.arange(8) % 2, ("a", "b"))
-  cfg = vt.TrainConfig(victim="fnn-relu", defense=defense, epochs=1, batch_size=4,
-                       eval_batch_size=4, ortho_epochs=2)
+  settings = {"ortho_epochs": 2} if defense == "ortho" else {}
+  cfg = vt.TrainConfig.from_flat(victim="fnn-relu", defense=defense, epochs=1,
+                                 batch_size=4, eval_batch_size=4, **settings)
   m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
   assert np.isfinite(m["train_loss"][0])
 

@@ -227,7 +227,7 @@ def test_grayscale_defense_trains_finite(key):
   """Greyed training images leave colour directions empty; training stays
   finite (zero whitening filters once made constant channels and NaN)."""
   data = _planted(16, (8, 8, 3))
-  cfg = vt.TrainConfig(victim="fast", defense="grayscale", epochs=1,
-                       batch_size=8, eval_batch_size=8)
+  cfg = vt.TrainConfig.from_flat(victim="fast", defense="grayscale", epochs=1,
+                                 batch_size=8, eval_batch_size=8)
   m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
   assert np.isfinite(m["train_loss"][0]) and np.isfinite(m["test_loss"][0])

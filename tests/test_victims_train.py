@@ -32,16 +32,49 @@ def test_resolved_fills_recipe_and_validates():
   assert vt.TrainConfig(victim="fnn").resolved().loss == "mse"
   r18 = vt.TrainConfig(victim="resnet18", lr=0.05).resolved()
   assert (r18.optimizer, r18.lr, r18.weight_decay, r18.schedule) == ("sgd", 0.05, 5e-4, "cosine")
-  at = vt.TrainConfig(victim="cnn", defense="at-linf").resolved()
-  assert at.at_eps == pytest.approx(8 / 255) and at.at_step_size == pytest.approx(2 / 255)
+  at = vt.TrainConfig.from_flat(victim="cnn", defense="at-linf").resolved().defense
+  assert at.eps == pytest.approx(8 / 255) and at.step_size == pytest.approx(2 / 255)
   assert vt.TrainConfig(victim="vit-small").resolved().warmup_epochs == 5
   assert vt.TrainConfig(victim="vit-small", epochs=20).resolved().warmup_epochs == 2
-  l2 = vt.TrainConfig(victim="cnn", defense="at-l2").resolved()
-  assert l2.at_eps == 0.5 and l2.at_step_size == pytest.approx(0.125)
-  for bad in (dict(victim="lenet"), dict(defense="magic"), dict(optimizer="rmsprop"),
-              dict(epochs=0), dict(lr=-1.0), dict(jpeg_quality=0), dict(bdr_bits=9)):
+  l2 = vt.TrainConfig.from_flat(victim="cnn", defense="at-l2").resolved().defense
+  assert l2.eps == 0.5 and l2.step_size == pytest.approx(0.125)
+  for bad in (dict(victim="lenet"), dict(optimizer="rmsprop"), dict(epochs=0),
+              dict(lr=-1.0), dict(defense="jpeg", jpeg_quality=0),
+              dict(defense="bdr", bdr_bits=9), dict(defense="at-l2", at_steps=0),
+              dict(defense="ortho", ortho_lr=0.0), dict(defense="cutmix", cutmix_prob=2)):
     with pytest.raises(ConfigError):
-      dataclasses.replace(vt.TrainConfig(victim="cnn"), **bad).resolved()
+      vt.TrainConfig.from_flat(**{"victim": "cnn", **bad}).resolved()
+
+
+def test_train_config_holds_one_defense_config():
+  from ntga.victims import defenses
+  plain = vt.TrainConfig(victim="cnn", epochs=3)
+  assert plain.defense == defenses.get("none")
+  assert not {"jpeg_quality", "at_steps", "cutout_size"} & {
+      f.name for f in dataclasses.fields(vt.TrainConfig)}
+  cfg = vt.TrainConfig.from_flat(victim="cnn", defense="jpeg", jpeg_quality=30)
+  assert cfg.defense == defenses.get("jpeg", quality=30)
+  assert cfg.resolved().defense is not None and cfg.resolved().lr == 1e-3
+  with pytest.raises(ConfigError, match="from_flat"):
+    vt.TrainConfig(victim="cnn", defense="jpeg")  # a name is not a config
+
+
+def test_from_flat_routes_and_rejects_settings():
+  cfg = vt.TrainConfig.from_flat(victim="fnn", epochs=2, defense="at-l2", at_steps=3,
+                                 augment="none")
+  assert (cfg.victim, cfg.epochs, cfg.augment) == ("fnn", 2, "none")
+  assert cfg.defense.name == "at-l2" and cfg.defense.steps == 3
+  # the flat form round-trips, before and after resolving
+  assert vt.TrainConfig.from_flat(**cfg.to_flat()) == cfg
+  res = cfg.resolved()
+  assert vt.TrainConfig.from_flat(**res.to_flat()) == res
+  assert res.to_flat()["at_step_size"] == pytest.approx(2.5 * 0.5 / 3)
+  for bad, word in ((dict(defense="jpeg", at_steps=1), "at_steps"),
+                    (dict(defense="none", jpeg_quality=30), "jpeg_quality"),
+                    (dict(epoch=3), "epoch"), (dict(defense="magic"), "magic")):
+    with pytest.raises(ConfigError, match=word) as err:
+      vt.TrainConfig.from_flat(victim="cnn", **bad)
+    assert "\n" not in str(err.value)
 
 
 def test_step_schedule_and_coupled_weight_decay():

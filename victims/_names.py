@@ -1,6 +1,6 @@
 """Choice lists for the CLI, importable without JAX (keeps `ntga --help` fast).
 
-:mod:`ntga.victims.models`, :mod:`ntga.victims.defenses` and :mod:`ntga.victims.train` use
+:mod:`ntga.victims.models`, :mod:`ntga.victims.defenses` and :mod:`ntga.victims.config` use
 these same tuples, so the CLI choices and the library cannot drift apart.
 """
 

@@ -63,11 +63,13 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--data-dir", help="tfds data directory")
   parser.add_argument("--at-eps", type=_number,
                       help="PGD radius in [0,1] units (default 8/255 L_inf, 0.5 L2)")
-  parser.add_argument("--at-steps", type=int, default=10)
-  parser.add_argument("--at-step-size", type=_number)
-  parser.add_argument("--jpeg-quality", type=int, default=10)
-  parser.add_argument("--bdr-bits", type=int, default=2)
-  parser.add_argument("--cutout-size", type=int)
+  parser.add_argument("--at-steps", type=int, help="PGD steps (default 10)")
+  parser.add_argument("--at-step-size", type=_number,
+                      help="PGD step size (default eps/4 L_inf, 2.5*eps/steps L2)")
+  parser.add_argument("--jpeg-quality", type=int, help="jpeg defense (default 10)")
+  parser.add_argument("--bdr-bits", type=int, help="bdr defense (default 2)")
+  parser.add_argument("--cutout-size", type=int,
+                      help="cutout defense (default half the image side)")
   parser.add_argument("--mixed-precision", action="store_true",
                       help="bfloat16 compute (off by default)")
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -75,7 +77,7 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                       help="write metrics.json and learning_curve.png here; "
                            "per-epoch checkpoints go to DIR/checkpoints/ and a "
                            "rerun of a killed run resumes from them")
-  from ntga.cli import add_distributed_arguments
+  from ntga.distributed import add_distributed_arguments
   add_distributed_arguments(
       parser, "on the same data, trains on its share of each batch (data "
       "parallel over all processes' devices) and process 0 writes the output "
@@ -91,16 +93,25 @@ def _check_out(out: str | None) -> None:
     raise OutputError(f"--out {out}: already holds metrics.json; choose a new directory")
 
 
-CHECKPOINT_DIR = "checkpoints"
+#: Sub-folder of ``--out`` holding the victim's per-epoch training checkpoints
+#: (not the attack's block checkpoints, ``ntga.io.ATTACK_CHECKPOINTS``).
+VICTIM_CHECKPOINTS = "checkpoints"
+
+#: The flags that set a defense's own settings, by their flat TrainConfig name.
+_DEFENSE_FLAGS = ("at_eps", "at_steps", "at_step_size", "jpeg_quality", "bdr_bits",
+                  "cutout_size")
 
 
 def plot_learning_curve(metrics: dict, path: str) -> None:
-  """Writes a PNG of per-epoch train/test accuracy and train loss."""
-  import matplotlib
-  matplotlib.use("Agg")
-  import matplotlib.pyplot as plt
+  """Writes a PNG of per-epoch train/test accuracy and train loss.
+
+  Draws on a :class:`matplotlib.figure.Figure` of its own, without pyplot, so
+  matplotlib's global backend is left as it is.
+  """
+  from matplotlib.figure import Figure
   epochs = range(1, len(metrics["test_accuracy"]) + 1)
-  fig, ax = plt.subplots(figsize=(6, 4))
+  fig = Figure(figsize=(6, 4))
+  ax = fig.add_subplot()
   ax.plot(epochs, metrics["train_accuracy"], "o-", label="train accuracy")
   ax.plot(epochs, metrics["test_accuracy"], "s-", label="clean test accuracy")
   ax.set_xlabel("epoch")
@@ -116,19 +127,23 @@ def plot_learning_curve(metrics: dict, path: str) -> None:
   ax.legend(lines[0] + lines2[0], lines[1] + lines2[1], loc="lower right")
   fig.tight_layout()
   io.atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
-  plt.close(fig)
 
 
 def config_from_args(args: argparse.Namespace):
-  """Builds the :class:`ntga.victims.train.TrainConfig` the flags describe."""
+  """Builds the :class:`ntga.victims.train.TrainConfig` the flags describe.
+
+  Raises:
+    ConfigError: a defense flag given for another defense (e.g. --jpeg-quality
+      with --defense none).
+  """
   from ntga.victims.train import TrainConfig
-  return TrainConfig(
+  given = {name: getattr(args, name) for name in _DEFENSE_FLAGS
+           if getattr(args, name) is not None}
+  return TrainConfig.from_flat(
       victim=args.victim, defense=args.defense, epochs=args.epochs,
       batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
       schedule=args.schedule, weight_decay=args.weight_decay, augment=args.augment,
-      at_eps=args.at_eps, at_steps=args.at_steps, at_step_size=args.at_step_size,
-      jpeg_quality=args.jpeg_quality, bdr_bits=args.bdr_bits,
-      cutout_size=args.cutout_size, mixed_precision=args.mixed_precision)
+      mixed_precision=args.mixed_precision, **given)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -142,7 +157,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
   for name in ("limit_train", "limit_test"):
     if getattr(args, name) is not None and getattr(args, name) < 1:
       raise ConfigError(f"--{name.replace('_', '-')} must be >= 1")
-  from ntga.cli import check_distributed_flags, init_distributed
+  from ntga.distributed import check_distributed_flags, init_distributed
   check_distributed_flags(args)
   distributed = args.distributed
   if distributed:
@@ -156,7 +171,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
                     data_dir=args.data_dir)
   test = data.load(args.test or args.train, "test", limit=args.limit_test,
                    data_dir=args.data_dir)
-  ckpt = os.path.join(args.out, CHECKPOINT_DIR) if args.out else None
+  ckpt = os.path.join(args.out, VICTIM_CHECKPOINTS) if args.out else None
   metrics = train_and_evaluate(jax.random.key(args.seed), train, test, cfg,
                                progress=not args.no_progress, checkpoint_dir=ckpt)
   metrics.update(seed=args.seed, train_spec=args.train,
@@ -165,7 +180,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
     metrics["processes"] = jax.process_count()
     if jax.process_index() != 0:
       return 0  # process 0 reports and writes the output
-  print(f"{cfg.victim} ({cfg.defense}): final clean test accuracy "
+  print(f"{cfg.victim} ({cfg.defense.name}): final clean test accuracy "
         f"{metrics['final_test_accuracy']:.4f}, peak {metrics['peak_test_accuracy']:.4f}"
         f" (epoch {metrics['peak_epoch']}/{cfg.epochs}), "
         f"{metrics['wall_clock_s']:.0f} s")

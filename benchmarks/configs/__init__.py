@@ -1,11 +1,13 @@
 """One module per benchmark experiment (big_vision style).
 
 Every module here defines ``get_config(smoke: bool = False) -> dict``: a plain,
-JSON-serialisable dict whose ``kind`` names the runner in
-:mod:`benchmarks.runners`. ``smoke=True`` gives a tiny variant that runs in
-seconds (the test suite runs every smoke variant). Data specs may start with
-``{shared}``, the offline data folder (see :func:`shared_data`), so that a
-config, and therefore its hash, does not depend on where the checkout lives.
+JSON-serialisable dict whose ``kind`` names its module in
+:mod:`benchmarks.kinds`. The module's docstring says what is measured and
+the command that measures it. ``smoke=True`` gives a tiny variant that runs in
+seconds (the test suite runs every one, but for the few it lists as too
+slow). Data specs may start with ``{shared}``, the offline data folder (see
+:func:`shared_data`), so that a config, and therefore its hash, does not
+depend on where the checkout lives.
 
 Example:
   >>> from benchmarks import configs
@@ -56,20 +58,34 @@ def load(name: str, smoke: bool = False) -> dict[str, Any]:
   return config
 
 
-def cpu_preset(attack: str) -> dict[str, Any]:
+def doc(name: str) -> str | None:
+  """The docstring of config module ``name`` (what it measures, the command).
+
+  Raises:
+    ConfigError: unknown name.
+  """
+  if name not in names():
+    raise ConfigError(f"unknown benchmark config {name!r}")
+  return importlib.import_module(f"benchmarks.configs.{name}").__doc__
+
+
+def cpu_preset(attack: str, **overrides: Any) -> dict[str, Any]:
   """Settings of an EM/REM config's ``cpu()`` preset that differ from the paper's.
 
   Args:
     attack: ``"em"`` or ``"rem"``.
+    **overrides: passed to ``cpu()`` (e.g. ``mode="class"``).
 
   Returns:
-    ``{field: value}`` of ``Config.cpu()`` where it differs from ``Config()``,
-    to pass as an attack's ``settings`` (so a config's hash follows the preset).
+    ``{field: value}`` of ``Config.cpu(**overrides)`` where it differs from
+    ``Config()``, to pass as an attack's ``settings`` (so a config's hash
+    follows the preset).
   """
   import dataclasses  # pylint: disable=g-import-not-at-top
   from ntga.attacks import em, rem  # pylint: disable=g-import-not-at-top
   cls = {"em": em.EMConfig, "rem": rem.REMConfig}[attack]
-  preset, paper = dataclasses.asdict(cls.cpu()), dataclasses.asdict(cls())
+  preset = dataclasses.asdict(cls.cpu(**overrides))
+  paper = dataclasses.asdict(cls())
   return {k: v for k, v in preset.items() if v != paper[k]}
 
 

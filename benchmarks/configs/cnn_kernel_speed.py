@@ -1,6 +1,6 @@
 """The cnn surrogate's NTK: ntga's kernel vs neural-tangents' (same values).
 
-Runner: :mod:`benchmarks._kernel_speed`. Full: 256 x 256 image pairs of
+Kind: :mod:`benchmarks.kinds.cnn_kernel_speed`. Full: 256 x 256 image pairs of
 MNIST (28x28x1) and CIFAR-10 (32x32x3) shape, and one NTGA PGD step's
 gradient on a block of 512 MNIST training images against 1,000 targets
 (t = 64), 3 timed repeats each. Smoke: 8 x 8 pairs of 8x8x1 images and a

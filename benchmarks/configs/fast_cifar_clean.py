@@ -1,10 +1,10 @@
 """The ``fast`` victim on clean CIFAR-10 (JPEG copy), as ``ntga evaluate`` runs it.
 
-Runner: :mod:`benchmarks._evaluate_command`. Full: the whole training split
+Kind: :mod:`benchmarks.kinds.evaluate_command`. Full: the whole training split
 (50,000) and test split (10,000), the ``fast`` victim with its recipe (see
 :mod:`ntga.victims.train`), seed 0; the wall-clock covers the whole command
-(start-up, decoding, compilation, training, per-epoch evaluation). Target
-(issue 13): >= 85% final clean test accuracy within 20 minutes on 2 cores.
+(start-up, decoding, compilation, training, per-epoch evaluation). Target:
+>= 85% final clean test accuracy within 20 minutes on 2 cores.
 Smoke: the digits set, 1 epoch.
 
   python -m benchmarks.run fast_cifar_clean [--smoke]

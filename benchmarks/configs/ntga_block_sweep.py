@@ -1,6 +1,6 @@
 """NTGA: seconds per PGD step, peak RSS and kernel FLOP rate vs block size.
 
-Runner: :mod:`benchmarks._block_sweep` (one fresh process per point; the
+Kind: :mod:`benchmarks.kinds.ntga_block_sweep` (one fresh process per point; the
 machine's matmul rate is measured in the same run). Full: MNIST, surrogates
 fnn and cnn, blocks 256 ... 4096, t = 64, target chunks of 250 (the library's
 default), up to 3 timed steps after a warm-up (fewer once a point's timed

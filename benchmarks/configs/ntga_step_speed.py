@@ -1,8 +1,16 @@
 """Seconds per NTGA PGD step on one block: ntga vs. the reference code's scheme.
 
-Wraps :mod:`benchmarks.ntga_speed` (see its docstring for both variants).
-Full: a block of 512 MNIST images, a 10,000-example target set, 3 timed
-repeats. Smoke: 32 digits images, 60 targets, 1 repeat.
+Kind: :mod:`benchmarks.kinds.ntga_step_speed`. Both variants compute the
+gradient of the same loss with respect to the block's pixels: (a) ntga,
+float32, K_nn and its eigendecomposition once per step, the target set
+streamed in chunks of 250 with rematerialisation; (b) the scheme of the
+reference code (Yuan & Wu's ``generate_attack.py``), float64, the target set
+in 30-example slices with K_nn rebuilt and eigendecomposed for every slice
+inside the differentiated function. Full: a block of 512 MNIST training
+images, FNN surrogate, a 10,000-example target set, t = 64, cross-entropy;
+(a) timed 3 times after a warm-up (the median counts), (b) once after
+compiling. Target: (a) at least 50x faster than (b). Smoke: 32 digits
+images, 60 targets, 1 repeat.
 
   python -m benchmarks.run ntga_step_speed [--smoke]
 """

@@ -1,6 +1,6 @@
 """Victim training throughput (images/s, GFLOP/s, share of the matmul rate).
 
-Runner: :mod:`benchmarks._victim_speed`. Full: 4,096 CIFAR-10 training images
+Kind: :mod:`benchmarks.kinds.victim_speed`. Full: 4,096 CIFAR-10 training images
 (JPEG copy), 2 epochs per victim (the second is timed), victims ``fast`` and
 ``cnn`` with their recipes (batch 512 and 128); 3x3 convolution layers at the
 shapes of the ``fast`` victim's blocks and of airbench94's / ResNet-18's

@@ -1,0 +1,392 @@
+"""The defense registry: one small frozen config per defense.
+
+A defense acts at one or both of two points of training, and its config says
+how:
+
+  * :meth:`DefenseConfig.prepare_images` transforms the uint8 training images
+    once, before training (squeezing, orthogonal projection);
+  * :meth:`DefenseConfig.transform_batch` transforms each float training batch
+    and its soft targets inside the jitted step, after the standard crop/flip
+    (cutout, mixup, cutmix, adversarial training).
+
+The train step splits each step's key into four streams: 0 crop, 1 flip,
+2 batch defenses, 3 adversarial training; :attr:`DefenseConfig.key_stream`
+names the one a defense draws from, so a run is reproducible across versions.
+
+Each config holds only its own settings, with the papers' defaults (see
+:mod:`ntga.victims.defenses`). ``TrainConfig``'s flat form names a setting
+``<flat_prefix><field>`` (``jpeg_quality``, ``at_steps``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any, Callable, ClassVar
+
+import jax
+import numpy as np
+
+from ntga.errors import ConfigError
+from ntga.victims import _augment, _squeeze, adversarial
+
+LossFn = Callable[[jax.Array], jax.Array]
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class DefenseConfig:
+  """Base of the defense configs: no settings and no effect.
+
+  Subclasses set :attr:`name` (the registry key), :attr:`flat_prefix` and
+  override the behaviour they have.
+
+  Example:
+    >>> get("jpeg", quality=30).flat_settings()
+    {'jpeg_quality': 30}
+  """
+
+  name: ClassVar[str] = ""
+  #: ``TrainConfig``'s flat key of a field is this prefix + the field's name.
+  flat_prefix: ClassVar[str] = ""
+  #: Which of the train step's four key streams :meth:`transform_batch` uses.
+  key_stream: ClassVar[int] = 2
+
+  def settings(self) -> dict[str, Any]:
+    """The config's own settings by field name."""
+    return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+  def flat_settings(self) -> dict[str, Any]:
+    """The settings under their flat ``TrainConfig`` names."""
+    return {self.flat_prefix + k: v for k, v in self.settings().items()}
+
+  def resolved(self) -> "DefenseConfig":
+    """A copy with every ``None`` setting filled in, validated.
+
+    Raises:
+      ConfigError: a setting out of range.
+    """
+    cfg = self._filled()
+    for ok, msg in cfg._checks():
+      if not ok:
+        raise ConfigError(f"defense {cfg.name}: {msg}")
+    return cfg
+
+  def _filled(self) -> "DefenseConfig":
+    """A copy with the ``None`` settings filled in (before the checks)."""
+    return self
+
+  def _checks(self) -> list[tuple[bool, str]]:
+    """(condition, message) pairs that a resolved config must satisfy."""
+    return []
+
+  def _label(self, field: str) -> str:
+    """A setting's name as a user wrote it, for messages: 'quality (jpeg_quality)'."""
+    return f"{field} ({self.flat_prefix}{field})"
+
+  def prepare_images(self, key: jax.Array, x: np.ndarray, y: np.ndarray,
+                     num_classes: int) -> np.ndarray:
+    """The training images this defense trains on (once, before training).
+
+    Args:
+      key: PRNG key (only ``ortho`` draws from it).
+      x: uint8 training images (N, H, W, C).
+      y: int labels (N,).
+      num_classes: class count.
+
+    Returns:
+      uint8 images, or float32 images in [0, 1] units (``ortho``).
+    """
+    del key, y, num_classes
+    return x
+
+  def transform_batch(self, key: jax.Array, x: jax.Array, t: jax.Array,
+                      loss_fn: LossFn) -> tuple[jax.Array, jax.Array]:
+    """A training batch and its soft targets after this defense (jit-traced).
+
+    Args:
+      key: the step's key stream :attr:`key_stream`.
+      x: float images (N, H, W, C) in [0, 1], after crop/flip.
+      t: soft targets (N, K).
+      loss_fn: the current model's training loss of a batch of images
+        against ``t`` (adversarial training maximises it).
+
+    Returns:
+      ``(images, targets)``.
+    """
+    del key, loss_fn
+    return x, t
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class NoDefense(DefenseConfig):
+  """Trains on the data as given (``none``)."""
+
+  name: ClassVar[str] = "none"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Cutout(DefenseConfig):
+  """One zeroed square per training image (DeVries & Taylor 2017).
+
+  Attributes:
+    size: side of the square; ``None`` = half the image side (16 at 32 px).
+  """
+
+  name: ClassVar[str] = "cutout"
+  flat_prefix: ClassVar[str] = "cutout_"
+  size: int | None = None
+
+  def _checks(self):
+    return [(self.size is None or self.size >= 1, f"{self._label('size')} must be >= 1")]
+
+  def transform_batch(self, key, x, t, loss_fn):
+    del loss_fn
+    size = self.size if self.size is not None else max(1, x.shape[1] // 2)
+    return _augment.cutout(key, x, size), t
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Mixup(DefenseConfig):
+  """Convex combinations of training pairs (Zhang et al. 2018).
+
+  Attributes:
+    alpha: Beta(alpha, alpha) parameter of the mixing weight (1.0).
+  """
+
+  name: ClassVar[str] = "mixup"
+  flat_prefix: ClassVar[str] = "mixup_"
+  alpha: float = 1.0
+
+  def _checks(self):
+    return [(self.alpha > 0, f"{self._label('alpha')} must be > 0")]
+
+  def transform_batch(self, key, x, t, loss_fn):
+    del loss_fn
+    return _augment.mixup(key, x, t, self.alpha)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class CutMix(DefenseConfig):
+  """Boxes pasted between training pairs (Yun et al. 2019).
+
+  Attributes:
+    alpha: Beta parameter of the box's area fraction (1.0).
+    prob: probability of mixing a batch (0.5, the paper's CIFAR setting).
+  """
+
+  name: ClassVar[str] = "cutmix"
+  flat_prefix: ClassVar[str] = "cutmix_"
+  alpha: float = 1.0
+  prob: float = 0.5
+
+  def _checks(self):
+    return [(self.alpha > 0, f"{self._label('alpha')} must be > 0"),
+            (0 <= self.prob <= 1, f"{self._label('prob')} must be in [0, 1]")]
+
+  def transform_batch(self, key, x, t, loss_fn):
+    del loss_fn
+    return _augment.cutmix(key, x, t, self.alpha, self.prob)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AdversarialTraining(DefenseConfig):
+  """PGD adversarial training (Madry et al. 2018); base of ``at-linf``/``at-l2``.
+
+  Each batch is replaced by PGD examples that maximise the current model's
+  training loss (in training mode; the attack's batch-stat updates are
+  discarded).
+
+  Attributes:
+    eps: radius in [0, 1] units; ``None`` = 8/255 (L_inf) or 0.5 (L2).
+    steps: PGD steps (10).
+    step_size: ``None`` = eps / 4 (L_inf: 2/255 at 8/255) or
+      2.5 * eps / steps (L2).
+  """
+
+  flat_prefix: ClassVar[str] = "at_"
+  key_stream: ClassVar[int] = 3
+  norm: ClassVar[str] = ""
+  default_eps: ClassVar[float] = 0.0
+  eps: float | None = None
+  steps: int = 10
+  step_size: float | None = None
+
+  def _filled(self):
+    eps = self.default_eps if self.eps is None else self.eps
+    step_size = self.step_size
+    if step_size is None:
+      step_size = eps / 4 if self.norm == "linf" else 2.5 * eps / max(self.steps, 1)
+    return dataclasses.replace(self, eps=eps, step_size=step_size)
+
+  def _checks(self):
+    return [(self.steps >= 1, f"{self._label('steps')} must be >= 1"),
+            (self.eps is None or self.eps > 0, f"{self._label('eps')} must be > 0")]
+
+  def transform_batch(self, key, x, t, loss_fn):
+    return adversarial.pgd(key, loss_fn, x, norm=self.norm, eps=self.eps,
+                           steps=self.steps, step_size=self.step_size), t
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AtLinf(AdversarialTraining):
+  """L_inf PGD adversarial training (``at-linf``); see the base class."""
+
+  name: ClassVar[str] = "at-linf"
+  norm: ClassVar[str] = "linf"
+  default_eps: ClassVar[float] = 8 / 255
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class AtL2(AdversarialTraining):
+  """L2 PGD adversarial training (``at-l2``); see the base class."""
+
+  name: ClassVar[str] = "at-l2"
+  norm: ClassVar[str] = "l2"
+  default_eps: ClassVar[float] = 0.5
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Jpeg(DefenseConfig):
+  """JPEG-compresses the training images (Liu et al. 2023).
+
+  Attributes:
+    quality: JPEG quality in [1, 95] (10).
+  """
+
+  name: ClassVar[str] = "jpeg"
+  flat_prefix: ClassVar[str] = "jpeg_"
+  quality: int = 10
+
+  def _checks(self):
+    return [(1 <= self.quality <= 95, f"{self._label('quality')} must be in [1, 95]")]
+
+  def prepare_images(self, key, x, y, num_classes):
+    del key, y, num_classes
+    return _squeeze.jpeg_compress(x, self.quality)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Grayscale(DefenseConfig):
+  """Greys the training images (Liu et al. 2023)."""
+
+  name: ClassVar[str] = "grayscale"
+
+  def prepare_images(self, key, x, y, num_classes):
+    del key, y, num_classes
+    return _squeeze.grayscale(x)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BitDepthReduction(DefenseConfig):
+  """Quantises the training images' pixels (Liu et al. 2023).
+
+  Attributes:
+    bits: bits kept per pixel, in [1, 8] (2).
+  """
+
+  name: ClassVar[str] = "bdr"
+  flat_prefix: ClassVar[str] = "bdr_"
+  bits: int = 2
+
+  def _checks(self):
+    return [(1 <= self.bits <= 8, f"{self._label('bits')} must be in [1, 8]")]
+
+  def prepare_images(self, key, x, y, num_classes):
+    del key, y, num_classes
+    return _squeeze.bit_depth_reduction(x, self.bits)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class OrthogonalProjection(DefenseConfig):
+  """Projects class-wise linear directions out (Sandoval-Segura et al. 2023).
+
+  Attributes:
+    epochs: training epochs of the linear model (20).
+    lr: its Adam learning rate (1e-2).
+  """
+
+  name: ClassVar[str] = "ortho"
+  flat_prefix: ClassVar[str] = "ortho_"
+  epochs: int = 20
+  lr: float = 1e-2
+
+  def _checks(self):
+    return [(self.epochs >= 1, f"{self._label('epochs')} must be >= 1"),
+            (self.lr > 0, f"{self._label('lr')} must be > 0")]
+
+  def prepare_images(self, key, x, y, num_classes):
+    proj, _ = _squeeze.orthogonal_projection(
+        key, x.astype(np.float32) / 255.0, y, num_classes, epochs=self.epochs,
+        lr=self.lr)
+    return proj
+
+
+REGISTRY: dict[str, type[DefenseConfig]] = {
+    cls.name: cls for cls in (NoDefense, Cutout, Mixup, CutMix, AtLinf, AtL2, Jpeg,
+                              Grayscale, BitDepthReduction, OrthogonalProjection)}
+
+
+def _field_names(cls: type[DefenseConfig]) -> tuple[str, ...]:
+  return tuple(f.name for f in dataclasses.fields(cls))
+
+
+def _class(name: str) -> type[DefenseConfig]:
+  if name not in REGISTRY:
+    raise ConfigError(f"unknown defense {name!r}; choose one of {', '.join(REGISTRY)}")
+  return REGISTRY[name]
+
+
+def get(name: str, **settings: Any) -> DefenseConfig:
+  """The config of defense ``name`` with ``settings`` (by field name).
+
+  Args:
+    name: one of :data:`ntga.victims.defenses.NAMES`.
+    **settings: the defense's own settings; the rest keep their defaults.
+
+  Returns:
+    The (unresolved) config.
+
+  Raises:
+    ConfigError: unknown defense or a setting the defense does not have.
+
+  Example:
+    >>> get("at-linf", steps=1, step_size=10 / 255).resolved().eps  # 8/255
+    0.03137254901960784
+  """
+  cls = _class(name)
+  fields = _field_names(cls)
+  unknown = sorted(set(settings) - set(fields))
+  if unknown:
+    raise ConfigError(f"defense {name} has no setting {', '.join(unknown)}; its "
+                      f"settings: {', '.join(fields) or 'none'}")
+  return cls(**settings)
+
+
+def flat_keys(name: str) -> tuple[str, ...]:
+  """The flat ``TrainConfig`` names of defense ``name``'s settings.
+
+  Example:
+    >>> flat_keys("cutmix")
+    ('cutmix_alpha', 'cutmix_prob')
+  """
+  cls = _class(name)
+  return tuple(cls.flat_prefix + f for f in _field_names(cls))
+
+
+def from_flat(name: str, **flat: Any) -> DefenseConfig:
+  """The config of defense ``name`` from settings under their flat names.
+
+  Raises:
+    ConfigError: unknown defense or a key that is not one of its flat names.
+
+  Example:
+    >>> from_flat("jpeg", jpeg_quality=30) == get("jpeg", quality=30)
+    True
+  """
+  cls = _class(name)
+  own = flat_keys(name)
+  unknown = sorted(set(flat) - set(own))
+  if unknown:
+    raise ConfigError(f"{', '.join(unknown)}: not a setting of defense {name} "
+                      f"(its settings: {', '.join(own) or 'none'})")
+  n = len(cls.flat_prefix)
+  return cls(**{k[n:]: v for k, v in flat.items()})
