@@ -89,11 +89,12 @@ def parse_settings(config_cls: type, pairs: Sequence[str]) -> dict[str, Any]:
 
 
 def _add_poison(sub) -> None:
+  from ntga.attacks.registry import NAMES  # pylint: disable=g-import-not-at-top
   p = sub.add_parser("poison", help="make a dataset unlearnable",
                      description="Poison a training split and write OUT/train.npz "
                      "and OUT/manifest.json.")
   p.add_argument("--attack", default="ntga",
-                 help="ntga (default), cuda, ops, em, rem or random")
+                 help=f"one of {', '.join(NAMES)} (default ntga)")
   p.add_argument("--data", required=True,
                  help="data spec: digits, tfds:NAME, an IDX or CIFAR folder, "
                  "an image folder or archive, or an .npz")
