@@ -50,8 +50,12 @@ def test_unknown_attack_lists_names():
     (cuda.CUDAConfig, dict(pb=-0.1)),
     (cuda.CUDAConfig, dict(mix=1.1)),
     (cuda.CUDAConfig, dict(grayscale=1)),
+    (cuda.CUDAConfig, dict(filters="depthwise")),
+    (cuda.CUDAConfig, dict(rounding="up")),
+    (cuda.CUDAConfig, dict(mix_draw="random")),
     (ops.OPSConfig, dict(sparsity=0)),
     (ops.OPSConfig, dict(sparsity=1.0)),
+    (ops.OPSConfig, dict(score="sum")),
 ])
 def test_config_validation(cls, kw):
   with pytest.raises(ConfigError):
@@ -113,7 +117,9 @@ _CONFIGS = {
     "random-class": random_noise.RandomConfig(mode="class"),
     "cuda": cuda.CUDAConfig(),
     "cuda-gray": cuda.CUDAConfig(grayscale=True),
+    "cuda-legacy": cuda.CUDAConfig(filters="per-channel", rounding="nearest", mix_draw="exact"),
     "ops": ops.OPSConfig(sparsity=2),
+    "ops-sum": ops.OPSConfig(sparsity=2, score="channel-sum"),
 }
 
 
@@ -127,7 +133,7 @@ def test_common_properties(name, getkey):
   assert isinstance(xp, np.ndarray) and xp.dtype == np.uint8 and xp.shape == x.shape
   np.testing.assert_array_equal(atk.poison(k, jax.numpy.asarray(x), y, cfg), xp)
   other = atk.poison(getkey(), x, y, cfg)
-  if name == "ops":  # deterministic by design: the key is unused
+  if name.startswith("ops"):  # deterministic by design: the key is unused
     np.testing.assert_array_equal(other, xp)
   else:
     assert (other != xp).any()
@@ -170,26 +176,26 @@ def test_random_batch_size_invariant(key):
 
 # --- CUDA -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("grayscale", [False, True])
-def test_cuda_one_filter_per_class(grayscale, key):
+@pytest.mark.parametrize("mode", ["shared", "per-channel"])
+def test_cuda_one_filter_per_class(mode, key):
   x, y = _data(n=16)
-  cfg = cuda.CUDAConfig(grayscale=grayscale)
+  cfg = cuda.CUDAConfig(filters=mode)
   xp = cuda.poison(key, x, y, cfg)
   f = np.asarray(cuda.filters(key, 4, 3, cfg))
   assert f.shape == (4, 3, 3, 3)
   assert (f >= 0).all() and (f <= 1).all()
   assert ((f == 1.0).sum(axis=(1, 2)) >= 1).all()  # one tap set to 1 per channel
   assert ((f < 1.0) <= (f <= cfg.pb)).all()
-  if grayscale:
+  if mode == "shared":
     assert (f == f[..., :1]).all()
   else:
     assert (f[..., 0] != f[..., 1]).any()
   for c, d in itertools.permutations(range(4), 2):
     assert (f[c] != f[d]).any()
   for i in range(len(x)):
-    own = np.asarray(cuda.apply_filters(x[i:i + 1], f[y[i]][None]))[0]
+    own = cuda.apply_filters(x[i:i + 1], f[y[i]][None])[0]
     np.testing.assert_array_equal(own, xp[i])
-    wrong = np.asarray(cuda.apply_filters(x[i:i + 1], f[(y[i] + 1) % 4][None]))[0]
+    wrong = cuda.apply_filters(x[i:i + 1], f[(y[i] + 1) % 4][None])[0]
     assert (wrong != xp[i]).any()
   assert xp.reshape(16, -1).max(axis=1).min() == 255  # each image rescaled by its max
 
@@ -199,14 +205,15 @@ def test_cuda_filter_math():
   x[0, 1, 1, 0] = 100
   f = np.zeros((1, 3, 3, 1), np.float32)
   f[0, 0, 0, 0], f[0, 1, 1, 0] = 0.5, 1.0
-  out = np.asarray(cuda.apply_filters(x, f))[0, ..., 0]
-  # same-padding correlation: output (2, 2) takes input (1, 1) through tap (0, 0)
-  np.testing.assert_array_equal(out, [[0, 0, 0], [0, 255, 0], [0, 0, 128]])
+  out = cuda.apply_filters(x, f)[0, ..., 0]
+  # same-padding correlation: output (2, 2) takes input (1, 1) through tap (0, 0);
+  # 0.5 * 255 = 127.5 truncates to 127 (the authors' uint8 cast)
+  np.testing.assert_array_equal(out, [[0, 0, 0], [0, 255, 0], [0, 0, 127]])
 
 
 def test_cuda_mix(key):
   x, y = _data(n=20)
-  xp = cuda.poison(key, x, y, cuda.CUDAConfig(mix=0.25))
+  xp = cuda.poison(key, x, y, cuda.CUDAConfig(mix=0.25, mix_draw="exact"))
   assert (xp != x).any(axis=(1, 2, 3)).sum() == 5
 
 
@@ -218,10 +225,11 @@ def test_cuda_grayscale_images(key):
 
 # --- OPS --------------------------------------------------------------------------
 
+@pytest.mark.parametrize("score", ["pooled", "channel-sum"])
 @pytest.mark.parametrize("sparsity,c,k", [(1, 3, 4), (3, 3, 4), (2, 1, 5)])
-def test_ops_pixels(sparsity, c, k, key):
+def test_ops_pixels(sparsity, c, k, score, key):
   x, y = _data(n=20, c=c, k=k, lo=1, hi=255)
-  xp = ops.poison(key, x, y, ops.OPSConfig(sparsity=sparsity))
+  xp = ops.poison(key, x, y, ops.OPSConfig(sparsity=sparsity, score=score))
   changed = (xp != x).any(axis=-1)
   assert (changed.sum(axis=(1, 2)) == sparsity).all()
   pairs = set()
@@ -236,15 +244,20 @@ def test_ops_pixels(sparsity, c, k, key):
   assert len({p[1:] for p in pairs}) == len(pairs) == k * sparsity
 
 
-def test_ops_scores_match_bruteforce():
+@pytest.mark.parametrize("score", ["pooled", "channel-sum"])
+def test_ops_scores_match_bruteforce(score):
   x, y = _data(n=12, h=3, w=4, c=2, k=3)
-  sc = ops.scores(x, y)
+  sc = ops.scores(x, y, ops.OPSConfig(score=score))
   xf = x.astype(np.float64).reshape(12, -1, 2) / 255
   for cls in range(3):
     xs = xf[y == cls]
     for si, s in enumerate(itertools.product((0, 1), repeat=2)):
-      d = np.abs(xs - np.array(s)).sum(-1)
-      np.testing.assert_allclose(sc[cls, :, si], d.mean(0) / d.std(0), rtol=2e-3)
+      d = np.abs(xs - np.array(s))  # (N_k, P, C)
+      if score == "pooled":
+        want = d.mean((0, 2)) / d.std((0, 2))
+      else:
+        want = d.sum(-1).mean(0) / d.sum(-1).std(0)
+      np.testing.assert_allclose(sc[cls, :, si], want, rtol=2e-3)
 
 
 def test_ops_finds_planted_pixel():

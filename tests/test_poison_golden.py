@@ -25,15 +25,31 @@ _SMALL = {
             "eot_samples=1", "width=8", "batch_size=64", "lr_decay_steps=2"],
 }
 
+# cuda (and GOLDEN_RATIO_CUDA) changed with issue 14: the default is now the
+# authors' CUDA (one filter shared by all channels, exact rescale by the max,
+# truncating uint8 cast, Bernoulli mix). ops is unchanged: digits have one channel, where the pooled
+# and channel-sum OPS statistics coincide. The earlier definitions stay one
+# named option away: they reproduce the earlier fingerprints (below).
 GOLDEN = {
     "ntga": "cdd101f42fbd19aa42e49249ed8c705493cd813478942233f1734a5e251e99c5",
-    "cuda": "25069ad488e5b9e6c2d9b0622f12115fcb780a5133db7078cb733f20c1e58a4d",
+    "cuda": "92ab7d147e8514402390aa43440601d21c76ee3dd100a6b310a3f9e109dcec8e",
     "ops": "013be7ed37163e0186a6cb07aa6a5a690e44ee4aee5e8e10b8699571ab184c60",
     "random": "051d5fa05f01fa7d2e53b461cf442ecf4b57b50b02a1a6ebcaa65cc8ddb143c8",
     "em": "21df85cd4fa442f9775e7210c44b09595f211d6971e22039d9f678fac93c1e6b",
     "rem": "67eaad8f96d74f737d0a913c6e16c5b53d1d1c5904d396e7d5318f6f9159c56f",
 }
-GOLDEN_RATIO_CUDA = "7819ab2ac9cd1cdaa62f6a45b99fdb08140d00d3d6e99533b63e6e16581e4e3b"
+GOLDEN_RATIO_CUDA = "01260b0be08fe4978ec528ffcddda30f618da0aa40a688ef574946634467d465"
+
+# The fingerprints taken before issue 14, reached through the named options.
+_LEGACY_CUDA = ["--set", "filters=per-channel", "--set", "rounding=nearest",
+                "--set", "mix_draw=exact"]
+GOLDEN_LEGACY = {
+    "cuda": ([], "25069ad488e5b9e6c2d9b0622f12115fcb780a5133db7078cb733f20c1e58a4d"),
+    "cuda-ratio": (["--ratio", "0.5"],
+                   "7819ab2ac9cd1cdaa62f6a45b99fdb08140d00d3d6e99533b63e6e16581e4e3b"),
+    "ops": (["--set", "score=channel-sum"],
+            "013be7ed37163e0186a6cb07aa6a5a690e44ee4aee5e8e10b8699571ab184c60"),
+}
 
 
 def _poisoned_sha(tmp_path, name, extra=()):
@@ -58,3 +74,12 @@ def test_ratio_subset_matches_fingerprint(tmp_path):
   got = _poisoned_sha(tmp_path, "cuda", ["--ratio", "0.5"])
   assert got == GOLDEN_RATIO_CUDA
 
+
+
+@pytest.mark.parametrize("name", sorted(GOLDEN_LEGACY))
+def test_legacy_options_match_earlier_fingerprint(tmp_path, name):
+  extra, want = GOLDEN_LEGACY[name]
+  attack = name.split("-")[0]
+  if attack == "cuda":
+    extra = _LEGACY_CUDA + extra
+  assert _poisoned_sha(tmp_path, attack, extra) == want
