@@ -10,7 +10,8 @@ TensorFlow. This module aliases only the names that are missing, keeps
 Nothing else in ntga imports neural_tangents directly: use ``from ntga._compat
 import stax``. The kernel tests in ``tests/test_kernels.py`` compare NT's
 kernels with independent closed forms, so a JAX release that breaks NT in a
-new way fails loudly there.
+new way fails loudly there. ``PATCHED`` records the names this import added
+to JAX (empty when the installed JAX needed none); ``ntga doctor`` prints it.
 """
 
 from __future__ import annotations
@@ -24,15 +25,22 @@ import jax.core
 import jax.interpreters.ad
 
 
-def _patch_jax() -> None:
-  """Aliases the JAX names neural-tangents 0.6.5 imports, where missing."""
+def _patch_jax() -> tuple[str, ...]:
+  """Aliases the JAX names neural-tangents 0.6.5 imports, where missing.
+
+  Returns:
+    The full names it added, e.g. ``("jax.core.Jaxpr", "jax.util")``; empty
+    when the installed JAX already has them all.
+  """
   from jax._src import core as src_core  # pylint: disable=g-import-not-at-top
   from jax._src import util as src_util  # pylint: disable=g-import-not-at-top
 
+  patched = []
   for name in ("Jaxpr", "JaxprEqn", "Literal", "Primitive", "Var",
                "ShapedArray", "Value", "AbstractValue", "eval_context"):
     if not hasattr(jax.core, name):
       setattr(jax.core, name, getattr(src_core, name))
+      patched.append(f"jax.core.{name}")
 
   if "jax.util" not in sys.modules:
     try:
@@ -43,11 +51,14 @@ def _patch_jax() -> None:
       util.safe_zip = src_util.safe_zip
       sys.modules["jax.util"] = util
       setattr(jax, "util", util)
+      patched.append("jax.util")
 
   if not hasattr(jax.interpreters.ad, "zeros_like_p"):
     # NT only uses it as a dict key for its structure/Jacobian rules; modern
     # JAX no longer emits this primitive, so a fresh placeholder is exact.
     jax.interpreters.ad.zeros_like_p = src_core.Primitive("zeros_like")
+    patched.append("jax.interpreters.ad.zeros_like_p")
+  return tuple(patched)
 
 
 def _block_experimental() -> None:
@@ -58,7 +69,8 @@ def _block_experimental() -> None:
         name, "Not loaded by ntga: it imports TensorFlow.")
 
 
-_patch_jax()
+#: The JAX names this module added for neural-tangents (empty: none needed).
+PATCHED: tuple[str, ...] = _patch_jax()
 _block_experimental()
 
 from neural_tangents import stax  # noqa: E402  pylint: disable=g-import-not-at-top
@@ -66,4 +78,4 @@ import neural_tangents  # noqa: E402  pylint: disable=g-import-not-at-top
 
 NT_VERSION: str = neural_tangents.__version__
 
-__all__ = ["stax", "NT_VERSION"]
+__all__ = ["stax", "NT_VERSION", "PATCHED"]

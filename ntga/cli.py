@@ -1,4 +1,4 @@
-"""The ``ntga`` command line: poison, demo, evaluate, separability.
+"""The ``ntga`` command line: poison, demo, evaluate, separability, doctor.
 
 Argument parsing only: every command calls into the library
 (:mod:`ntga.attacks.pipeline`, :mod:`ntga.demo`, :mod:`ntga.victims.cli`'s
@@ -181,6 +181,35 @@ def run_demo(args: argparse.Namespace) -> int:
 
 
 # --------------------------------------------------------------------------
+# ntga doctor
+
+
+def _add_doctor(sub) -> None:
+  p = sub.add_parser("doctor", help="print the versions, the devices JAX sees "
+                     "and where to look if no GPU/TPU is found",
+                     description="Print the Python, ntga, JAX, jaxlib, "
+                     "neural-tangents, flax and optax versions, the devices "
+                     "JAX sees, what the neural-tangents shim patched, and "
+                     "hints when no accelerator is found. Exits 1 when JAX or "
+                     "neural-tangents cannot run.")
+  p.add_argument("--json", action="store_true",
+                 help="print the report as one JSON object")
+  p.set_defaults(func=run_doctor)
+
+
+def run_doctor(args: argparse.Namespace) -> int:
+  """Implements ``ntga doctor``."""
+  import json  # pylint: disable=g-import-not-at-top
+  from ntga import doctor  # pylint: disable=g-import-not-at-top
+  report = doctor.collect()
+  if args.json:
+    print(json.dumps(report, indent=2))
+  else:
+    print("\n".join(doctor.format_report(report)))
+  return 1 if report["errors"] else 0
+
+
+# --------------------------------------------------------------------------
 # ntga evaluate / separability (implemented in victims.cli)
 
 
@@ -221,6 +250,7 @@ def build_parser(argv: Sequence[str] = ()) -> argparse.ArgumentParser:
   _add_demo(sub)
   command = next((a for a in argv if not a.startswith("-")), None)
   _add_victims(sub, full=command in _VICTIM_COMMANDS)
+  _add_doctor(sub)
   return parser
 
 
