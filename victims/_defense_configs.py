@@ -98,6 +98,23 @@ class DefenseConfig:
     del key, y, num_classes
     return x
 
+  def fit_images(self, x: np.ndarray, prepared: np.ndarray) -> np.ndarray:
+    """The training images the victim estimates its data statistics from.
+
+    The victim's ``models.fit_data`` (the ``fast`` victim's input
+    normalisation and whitening) sees these; training itself uses
+    ``prepared``.
+
+    Args:
+      x: the uint8 training images as given.
+      prepared: :meth:`prepare_images`' result.
+
+    Returns:
+      ``prepared`` (``ortho`` may return ``x``).
+    """
+    del x
+    return prepared
+
   def transform_batch(self, key: jax.Array, x: jax.Array, t: jax.Array,
                       loss_fn: LossFn) -> tuple[jax.Array, jax.Array]:
     """A training batch and its soft targets after this defense (jit-traced).
@@ -299,25 +316,81 @@ class BitDepthReduction(DefenseConfig):
 class OrthogonalProjection(DefenseConfig):
   """Projects class-wise linear directions out (Sandoval-Segura et al. 2023).
 
+  Sandoval-Segura, Singla, Geiping, Goldblum, Goldstein, "What Can We Learn
+  from Unlearnable Datasets?", NeurIPS 2023; code:
+  github.com/psandovalsegura/learn-from-unlearnable. The training images are
+  replaced once by their projection
+  (:func:`ntga.victims.defenses.orthogonal_projection`), kept as floats, and
+  then go through the victim's usual pipeline like any training images: the
+  victim's crop/flip augmentation (``TrainConfig.augment``) and its input
+  normalisation. As in the authors' ``orthogonal_projection_step_2.py``, that
+  normalisation is the one of the data set, not of the projected images (they
+  use the fixed CIFAR-10 mean/std for the projected training images and the
+  unprojected test images alike): the victim estimates its data statistics
+  (``models.fit_data``: the ``fast`` victim's per-channel mean/std and
+  whitening) from the training images before the projection. Test images are
+  never projected. (The authors' step 2 by default also trains with rotation,
+  shear/scale and colour jitter, and with CutMix; those belong to their
+  ResNet-18 recipe, not to the defense.)
+
   Attributes:
+    linear: how the linear model is trained: 'sgd' (default, the authors':
+      SGD lr 0.1, batches of 1024 in data order, step decay) or 'adam' (this
+      library's earlier definition: Adam lr 1e-2, shuffled batches of 256).
     epochs: training epochs of the linear model (20).
-    lr: its Adam learning rate (1e-2).
+    lr: its learning rate (default 0.1 for 'sgd', 1e-2 for 'adam').
+    batch_size: its batch size (default 1024 for 'sgd', 256 for 'adam').
+    fit_on: the training images the victim estimates its input normalisation
+      from: 'unprojected' (default, as the authors' fixed data set
+      normalisation) or 'projected' (this library's earlier behaviour).
+
+  The earlier definition is ``linear='adam', fit_on='projected'``.
+
+  Example:
+    >>> TrainConfig.from_flat(victim="fast", defense="ortho")  # authors' default
+    >>> defenses.get("ortho", linear="adam", fit_on="projected")  # earlier one
   """
 
   name: ClassVar[str] = "ortho"
   flat_prefix: ClassVar[str] = "ortho_"
+  linear: str = "sgd"
   epochs: int = 20
-  lr: float = 1e-2
+  lr: float | None = None
+  batch_size: int | None = None
+  fit_on: str = "unprojected"
+
+  def _filled(self):
+    if self.linear not in _squeeze.ORTHO_LINEAR:
+      return self  # _checks reports it
+    lr, batch = _squeeze._ORTHO_DEFAULTS[self.linear]
+    return dataclasses.replace(
+        self, lr=lr if self.lr is None else self.lr,
+        batch_size=batch if self.batch_size is None else self.batch_size)
 
   def _checks(self):
-    return [(self.epochs >= 1, f"{self._label('epochs')} must be >= 1"),
-            (self.lr > 0, f"{self._label('lr')} must be > 0")]
+    return [(self.linear in _squeeze.ORTHO_LINEAR,
+             f"{self._label('linear')} must be one of "
+             f"{', '.join(_squeeze.ORTHO_LINEAR)}, got {self.linear!r}"),
+            (self.epochs >= 1, f"{self._label('epochs')} must be >= 1"),
+            (self.lr is not None and self.lr > 0, f"{self._label('lr')} must be > 0"),
+            (self.batch_size is not None and self.batch_size >= 1,
+             f"{self._label('batch_size')} must be >= 1"),
+            (self.fit_on in ORTHO_FIT_ON, f"{self._label('fit_on')} must be one of "
+             f"{', '.join(ORTHO_FIT_ON)}, got {self.fit_on!r}")]
 
   def prepare_images(self, key, x, y, num_classes):
+    cfg = self.resolved()
     proj, _ = _squeeze.orthogonal_projection(
-        key, x.astype(np.float32) / 255.0, y, num_classes, epochs=self.epochs,
-        lr=self.lr)
+        key, x.astype(np.float32) / 255.0, y, num_classes, linear=cfg.linear,
+        epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size)
     return proj
+
+  def fit_images(self, x, prepared):
+    return x if self.fit_on == "unprojected" else prepared
+
+
+#: Values of :attr:`OrthogonalProjection.fit_on`.
+ORTHO_FIT_ON: tuple[str, ...] = ("unprojected", "projected")
 
 
 REGISTRY: dict[str, type[DefenseConfig]] = {

@@ -5,11 +5,13 @@ Public through :mod:`ntga.victims.defenses`, whose docstring cites the papers.
 
 from __future__ import annotations
 
+import functools
 import io
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from PIL import Image
 
 from ntga.errors import ConfigError
@@ -86,36 +88,121 @@ def bit_depth_reduction(x: np.ndarray, bits: int = 2) -> np.ndarray:
   return np.round(q * (255.0 / levels)).astype(np.uint8)
 
 
+#: How :func:`orthogonal_projection` trains its linear model: 'sgd' as the
+#: authors' code does, 'adam' as this library did before (see the function).
+ORTHO_LINEAR: tuple[str, ...] = ("sgd", "adam")
+
+#: Per solver: (learning rate, batch size) defaults.
+_ORTHO_DEFAULTS = {"sgd": (0.1, 1024), "adam": (1e-2, 256)}
+
+
+@functools.partial(jax.jit, static_argnames=("num_classes", "epochs", "batch_size",
+                                              "lr"))
+def _fit_linear_sgd(key: jax.Array, x: jax.Array, y: jax.Array, *, num_classes: int,
+                    epochs: int, batch_size: int, lr: float) -> jax.Array:
+  """Bias-free linear softmax classifier (D, K) trained as the authors' step 1.
+
+  Plain SGD (no momentum, no weight decay) on the mean cross-entropy of
+  batches taken in data order (no shuffling; the last batch may be short);
+  the learning rate drops x0.1 at epochs ``int(0.5 E)`` and ``int(0.75 E)``
+  (PyTorch ``MultiStepLR``, stepped per epoch). The weights start uniform in
+  +-1/sqrt(D), PyTorch's default for ``nn.Linear``.
+  """
+  n, d = x.shape
+  n_batches = -(-n // batch_size)
+  bound = 1.0 / np.sqrt(d)
+  w = jax.random.uniform(key, (d, num_classes), jnp.float32, -bound, bound)
+  milestones = jnp.array([int(epochs * 0.5), int(epochs * 0.75)])
+
+  def loss_fn(w, idx, mask):
+    ce = optax.softmax_cross_entropy_with_integer_labels(x[idx] @ w, y[idx])
+    return jnp.sum(jnp.where(mask, ce, 0.0)) / jnp.sum(mask)
+
+  def epoch(w, e):
+    rate = lr * 0.1 ** jnp.sum(milestones <= e)
+
+    def step(w, b):
+      pos = b * batch_size + jnp.arange(batch_size)
+      mask = pos < n
+      return w - rate * jax.grad(loss_fn)(w, jnp.minimum(pos, n - 1), mask), None
+
+    return jax.lax.scan(step, w, jnp.arange(n_batches))[0], None
+
+  return jax.lax.scan(epoch, w, jnp.arange(epochs))[0]
+
+
+def _linear_weights(key: jax.Array, flat: np.ndarray, y: np.ndarray,
+                    num_classes: int, linear: str, epochs: int, lr: float,
+                    batch_size: int) -> jax.Array:
+  """The (D, K) weights of the bias-free linear model (see
+  :func:`orthogonal_projection`)."""
+  if linear == "adam":
+    params, _ = _linear.fit_linear(key, flat, y, num_classes, bias=False,
+                                   epochs=epochs, lr=lr, batch_size=batch_size)
+    return params["w"]
+  return _fit_linear_sgd(key, jnp.asarray(flat), jnp.asarray(y, jnp.int32),
+                         num_classes=int(num_classes), epochs=int(epochs),
+                         batch_size=int(min(batch_size, len(flat))), lr=float(lr))
+
+
 def orthogonal_projection(key: jax.Array, x: np.ndarray | jax.Array,
                           y: np.ndarray | jax.Array, num_classes: int, *,
-                          epochs: int = 20, lr: float = 1e-2
+                          linear: str = "sgd", epochs: int = 20,
+                          lr: float | None = None, batch_size: int | None = None
                           ) -> tuple[np.ndarray, np.ndarray]:
   """Projects the class-wise linear directions out of the training images.
 
-  A bias-free linear classifier W (D x K) is trained on the flattened (possibly
-  poisoned) images; W = QR gives an orthonormal basis Q (D x K) of its class
-  directions, and every image becomes x - Q Q^T x.
+  Algorithm 1 of Sandoval-Segura, Singla, Geiping, Goldblum, Goldstein, "What
+  Can We Learn from Unlearnable Datasets?", NeurIPS 2023, as its authors' code
+  computes it (github.com/psandovalsegura/learn-from-unlearnable,
+  ``orthogonal_projection_step_1.py``, ``orthogonal_projection_step_2.py`` and
+  ``utils_projection.py``): a bias-free linear classifier W (D x K) is trained
+  on the flattened, unnormalised (possibly poisoned) images; a QR
+  decomposition of W gives an orthonormal basis Q (D x K) of its class
+  directions, and every image becomes x - Q Q^T x. The result is left as
+  floats (not clipped nor rescaled). (The authors scale each class direction
+  to unit norm before the QR and subtract the basis vectors one at a time;
+  neither changes Q Q^T.)
+
+  ``linear`` picks how W is trained:
+
+  * ``'sgd'`` (default, the authors' step 1): plain SGD, lr 0.1, batches of
+    1024 in data order, lr x0.1 at 50% and 75% of the epochs, PyTorch's
+    default uniform initialisation (drawn from ``key``).
+  * ``'adam'`` (this library's earlier definition): Adam, lr 1e-2, batches of
+    256 reshuffled every epoch (from ``key``), zero initialisation.
 
   Args:
-    key: PRNG key for the linear model's shuffling.
+    key: PRNG key (the linear model's initialisation, or its shuffles).
     x: float images in [0, 1] (N, H, W, C).
     y: int labels (N,).
     num_classes: K.
-    epochs: training epochs of the linear model.
-    lr: Adam learning rate of the linear model.
+    linear: 'sgd' or 'adam' (see above).
+    epochs: training epochs of the linear model (20, as the authors').
+    lr: its learning rate; default 0.1 ('sgd') or 1e-2 ('adam').
+    batch_size: its batch size; default 1024 ('sgd') or 256 ('adam').
 
   Returns:
     ``(projected float32 images of x's shape, Q of shape (D, K))``. Projected
-    values may leave [0, 1]; the victim trains on them as they are.
+    values may leave [0, 1].
+
+  Raises:
+    ConfigError: an unknown ``linear``.
 
   Example:
     >>> x_proj, q = orthogonal_projection(key, x_float, y, 10)
+    >>> np.abs(x_proj.reshape(len(x_proj), -1) @ q).max()  # ~0
   """
+  if linear not in _ORTHO_DEFAULTS:
+    raise ConfigError(f"ortho linear must be one of {', '.join(ORTHO_LINEAR)}, "
+                      f"got {linear!r}")
+  lr_default, batch_default = _ORTHO_DEFAULTS[linear]
   x = np.asarray(x, np.float32)
   flat = x.reshape((len(x), -1))
-  params, _ = _linear.fit_linear(key, flat, y, num_classes, bias=False,
-                                 epochs=epochs, lr=lr)
-  q, _ = jnp.linalg.qr(params["w"])
+  w = _linear_weights(key, flat, np.asarray(y), num_classes, linear, epochs,
+                      lr_default if lr is None else lr,
+                      batch_default if batch_size is None else batch_size)
+  q, _ = jnp.linalg.qr(w)
   q = np.asarray(q, np.float32)
   proj = flat - (flat @ q) @ q.T
   return proj.reshape(x.shape), q

@@ -283,7 +283,10 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
                                                 for i in range(5))
   x_train = prepare_train_images(k_prep, train.x, train.y, k, cfg)
   y_train = np.asarray(train.y, np.int32)
-  spec, state, num_params = initial_state(cfg, x_train, k, steps, k_init, k_drop)
+  # The victim's data statistics (fit_data) come from the images the defense
+  # names: the prepared ones, or (ortho) the training images as given.
+  spec, state, num_params = initial_state(
+      cfg, cfg.defense.fit_images(train.x, x_train), k, steps, k_init, k_drop)
   replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   state = placement.put_tree(state, replicated)
   test_batches = _test_batches(test, eval_batch, sharded)

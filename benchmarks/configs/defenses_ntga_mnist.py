@@ -12,7 +12,8 @@ NTK init and MSE loss (the NTGA paper's FNN), ``fnn-relu`` = the same MLP
 with ReLU and cross-entropy, ``cnn`` = the NTGA paper's small CNN.
 **Epochs**: ``fnn`` and ``fnn-relu`` 10, ``cnn`` 3, the same for every column
 of a victim. **Seed** 0 everywhere (the tables above use 3). ``jpeg`` uses
-quality 10; ``ortho`` its defaults (linear model 20 epochs, Adam lr 1e-2) and
+quality 10; ``ortho`` as it was defined then (linear model 20 epochs, Adam lr 1e-2; now
+the options ``ortho_linear=adam, ortho_fit_on=projected``) and
 projects only the training images; ``at-linf`` uses the poison's budget, 7
 PGD steps of 0.1 with a uniform random start, also on the clean set as a
 control.
