@@ -23,13 +23,13 @@ install (say a jaxlib that does not match jax) is reported, not raised.
 from __future__ import annotations
 
 import collections
-import importlib.metadata
 import os
 import platform
 import sys
 from typing import Any, Iterable, Mapping, Sequence
 
 import ntga
+from ntga import io
 
 #: Distributions whose versions the report lists, in order: the libraries
 #: ntga runs on, then JAX's CUDA 12 and TPU plugins (``None``: not installed).
@@ -57,13 +57,7 @@ def package_versions(names: Iterable[str] = PACKAGES) -> dict[str, str | None]:
     >>> package_versions(["no-such-package"])
     {'no-such-package': None}
   """
-  out = {}
-  for name in names:
-    try:
-      out[name] = importlib.metadata.version(name)
-    except importlib.metadata.PackageNotFoundError:
-      out[name] = None
-  return out
+  return io.package_versions(names)
 
 
 def device_groups(devices: Iterable[Any]) -> list[dict[str, Any]]:

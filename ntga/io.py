@@ -42,15 +42,27 @@ _PACKAGES = ("ntga", "jax", "jaxlib", "neural-tangents", "flax", "optax",
              "numpy", "tensorflow-datasets")
 
 
-def library_versions() -> dict[str, str | None]:
-  """Installed versions of the libraries that shape a run's output."""
+def package_versions(names) -> dict[str, str | None]:
+  """Installed version of each named distribution (None if not installed).
+
+  Reads package metadata only; nothing is imported.
+
+  Example:
+    >>> package_versions(["no-such-package"])
+    {'no-such-package': None}
+  """
   out = {}
-  for name in _PACKAGES:
+  for name in names:
     try:
       out[name] = importlib.metadata.version(name)
     except importlib.metadata.PackageNotFoundError:
       out[name] = None
   return out
+
+
+def library_versions() -> dict[str, str | None]:
+  """Installed versions of the libraries that shape a run's output."""
+  return package_versions(_PACKAGES)
 
 
 def sha256(array: np.ndarray) -> str:
