@@ -40,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -122,6 +122,8 @@ class EMConfig(AttackConfig):
   momentum: float = 0.9
   weight_decay: float = 5e-4
   width: int = 32
+
+  preset_names: ClassVar[tuple[str, ...]] = ("paper", "cpu")
 
   def __post_init__(self):
     self.validate()
@@ -242,6 +244,8 @@ class REMConfig(AttackConfig):
   momentum: float = 0.9
   weight_decay: float = 5e-4
   width: int = 32
+
+  preset_names: ClassVar[tuple[str, ...]] = ("paper", "cpu")
 
   def __post_init__(self):
     self.validate()

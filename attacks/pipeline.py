@@ -49,21 +49,23 @@ _PACKAGE = "ntga"
 
 
 def build_config(attack: Attack, settings: Mapping[str, Any],
-                 eps: float | None = None) -> AttackConfig:
+                 eps: float | None = None, preset: str = "paper") -> AttackConfig:
   """The attack's config from typed settings and an optional eps override.
 
   Args:
     attack: a registered attack.
     settings: field name -> value (already of the field's type).
     eps: if given, the perturbation bound (replaces ``settings["eps"]``).
+    preset: the named preset the settings override (see
+      :meth:`ntga.protocol.AttackConfig.preset`); ``"paper"``: the defaults.
 
   Returns:
-    ``attack.config_cls(**settings)`` (validated by the class).
+    ``attack.config_cls.preset(preset, **settings)`` (validated by the class).
 
   Raises:
     ConfigError: a key that is not a field of the config (the message names
-      the known ones), eps for an attack without an eps bound, or a value the
-      config rejects.
+      the known ones), eps for an attack without an eps bound, an unknown
+      preset, or a value the config rejects.
 
   Example:
     >>> build_config(attacks.get("ntga"), {"steps": 4}, eps=0.1).eps
@@ -81,7 +83,7 @@ def build_config(attack: Attack, settings: Mapping[str, Any],
     if "eps" not in known:
       raise ConfigError(f"attack {attack.name!r} has no eps bound; drop --eps")
     kwargs["eps"] = eps
-  return attack.config_cls(**kwargs)
+  return attack.config_cls.preset(preset, **kwargs)
 
 
 def check_ratio(ratio: float | None) -> None:

@@ -30,6 +30,8 @@ import dataclasses
 from pathlib import Path
 from typing import ClassVar, Self
 
+from ntga.errors import ConfigError
+
 #: The paper values of the L_inf bound that several attacks default to:
 #: 0.3 for greyscale images (MNIST) and 8/255 for colour ones (CIFAR-10).
 GREY_EPS = 0.3
@@ -65,10 +67,40 @@ class AttackConfig:
     multi_process: class attribute; True when ``poison`` divides its work
       among the processes of a ``jax.distributed`` run (the others would
       only repeat it).
+    preset_names: class attribute; the names :meth:`preset` accepts
+      (``"paper"`` first: the defaults).
   """
 
   secret_seed: ClassVar[bool] = False
   multi_process: ClassVar[bool] = False
+  preset_names: ClassVar[tuple[str, ...]] = ("paper",)
+
+  @classmethod
+  def preset(cls, name: str = "paper", **overrides) -> Self:
+    """The config of a named preset, with some fields overridden.
+
+    ``"paper"`` is the class's defaults (the method's paper); a class may
+    list more names in :attr:`preset_names`, each a classmethod of that name
+    taking the same overrides (EM and REM have ``"cpu"``).
+
+    Args:
+      name: one of :attr:`preset_names`.
+      **overrides: field values that replace the preset's.
+
+    Returns:
+      A validated config.
+
+    Raises:
+      ConfigError: an unknown preset name.
+
+    Example:
+      >>> EMConfig.preset("cpu", eps=4 / 255).eps == 4 / 255
+      True
+    """
+    if name not in cls.preset_names:
+      raise ConfigError(f"unknown preset {name!r} for {cls.__name__}; known: "
+                        f"{', '.join(cls.preset_names)}")
+    return cls(**overrides) if name == "paper" else getattr(cls, name)(**overrides)
 
   def resolved(self, image_shape: tuple[int, ...]) -> Self:
     """This config with every data-dependent default filled in.

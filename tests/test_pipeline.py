@@ -204,3 +204,15 @@ def test_code_fingerprint_changes_with_the_source(monkeypatch):
   assert after["ntga"] == before["ntga"]
   for name in ("cuda", "ops", "random", "em", "rem"):
     assert after[name] != before[name], name
+
+
+def test_build_config_presets():
+  """A preset's values, overridden by settings; unknown names are one-line errors."""
+  em = attacks.get("em")
+  cpu = pipeline.build_config(em, {"eps": 4 / 255}, preset="cpu")
+  assert cpu == attacks.em.EMConfig.cpu(eps=4 / 255)
+  assert pipeline.build_config(em, {}) == attacks.em.EMConfig()
+  with pytest.raises(ConfigError, match="unknown preset 'gpu'.*known: paper, cpu"):
+    pipeline.build_config(em, {}, preset="gpu")
+  with pytest.raises(ConfigError, match="known: paper$"):
+    pipeline.build_config(attacks.get("ops"), {}, preset="cpu")
