@@ -3,9 +3,12 @@
 The library entry points behind ``ntga poison``, ``ntga demo`` and the
 benchmarks. :func:`poison_dataset` runs a registered attack on a
 :class:`ntga.data.Dataset` under one seed and returns the poisoned images with
-the manifest fields that describe the run; :func:`ratio_subset` is the one
-home of the seeded ``--ratio`` subset, and :func:`code_fingerprint` a hash of
-the source an attack runs, for caches that must notice a changed attack.
+the manifest fields that describe the run, and :func:`input_record` the
+manifest's record of the input (absolute spec, hashes of the decoded arrays);
+:func:`ratio_subset` is the one home of the seeded ``--ratio`` subset, and
+:func:`code_fingerprint` a hash of the source an attack runs, for caches that
+must notice a changed attack. The manifest's fields are documented in
+:mod:`ntga.io`.
 
 Example:
   >>> from ntga import attacks, data
@@ -64,13 +67,24 @@ def build_config(attack: Attack, settings: Mapping[str, Any],
 
   Raises:
     ConfigError: a key that is not a field of the config (the message names
-      the known ones), eps for an attack without an eps bound, an unknown
-      preset, or a value the config rejects.
+      the known ones), eps for an attack without an eps bound, a preset the
+      attack does not have (the message names its presets, and the attacks
+      that have it), or a value the config rejects.
 
   Example:
     >>> build_config(attacks.get("ntga"), {"steps": 4}, eps=0.1).eps
     0.1
+    >>> build_config(attacks.get("em"), {}, preset="cpu") == EMConfig.cpu()
+    True
   """
+  presets = attack.config_cls.preset_names
+  if preset not in presets:
+    others = [a.name for a in attacks.registry().values()
+              if preset in a.config_cls.preset_names]
+    where = (f" (attacks with a {preset!r} preset: {', '.join(others)})"
+             if others else "")
+    raise ConfigError(f"unknown preset {preset!r} for attack {attack.name!r}; "
+                      f"known: {', '.join(presets)}{where}")
   known = {f.name for f in dataclasses.fields(attack.config_cls)}
   unknown = sorted(set(settings) - known)
   if unknown:
@@ -90,6 +104,27 @@ def check_ratio(ratio: float | None) -> None:
   """Raises ConfigError unless ``ratio`` is None or in [0, 1]."""
   if ratio is not None and not 0.0 <= ratio <= 1.0:
     raise ConfigError(f"--ratio must be in [0, 1], got {ratio}")
+
+
+#: Seeds run through ``jax.random.key(seed)``, which keeps 32 bits of the
+#: seed (without x64): a larger seed would alias a smaller one.
+SEED_LIMIT = 2**32
+
+
+def check_seed(seed: int) -> None:
+  """Raises ConfigError unless ``seed`` is an int in [0, 2**32).
+
+  ``jax.random.key`` keeps only the low 32 bits of a seed, so ``2**32``
+  would silently run as seed 0; such seeds are refused instead.
+
+  Example:
+    >>> check_seed(2**32 - 1)
+  """
+  if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+    raise ConfigError(f"--seed must be an integer, got {seed!r}")
+  if not 0 <= seed < SEED_LIMIT:
+    raise ConfigError(f"--seed must be in [0, 2**32) (JAX keys keep 32 bits "
+                      f"of it), got {seed}")
 
 
 def ratio_subset(seed: int, x_clean: np.ndarray, x_poisoned: np.ndarray,
@@ -205,8 +240,11 @@ def code_fingerprint(attack: Attack) -> str:
 
 def build_manifest(attack: Attack, config: AttackConfig, x_clean: np.ndarray,
                    x_out: np.ndarray, *, seed: int, ratio: float | None = None,
-                   mask: np.ndarray | None = None) -> dict[str, Any]:
+                   mask: np.ndarray | None = None,
+                   preset: str | None = None) -> dict[str, Any]:
   """The manifest fields that describe one poisoning run.
+
+  The fields are documented in :mod:`ntga.io` (the manifest).
 
   Args:
     attack: the attack that ran.
@@ -216,20 +254,29 @@ def build_manifest(attack: Attack, config: AttackConfig, x_clean: np.ndarray,
     seed: the run's seed (a secret-seed attack records only a fingerprint).
     ratio: the ``--ratio`` fraction, if one was applied.
     mask: the rows the ratio subset kept poisoned (with ``ratio``).
+    preset: the named preset ``config`` was built from, if any.
 
   Returns:
-    ``attack``, ``config`` (resolved), ``code_fingerprint``, ``ratio`` and
-    ``n_poisoned`` (with a ratio), ``seed`` or ``seed_fingerprint``,
-    ``psnr_db``, ``max_abs_delta_levels``, ``max_abs_delta`` and
-    ``versions``.
+    ``attack``, ``preset`` (when given), ``config`` (resolved),
+    ``code_fingerprint``, ``ratio``, ``n_poisoned`` and ``poisoned_rows``
+    (with a ratio), ``seed`` or ``seed_fingerprint``, ``psnr_db``,
+    ``max_abs_delta_levels``, ``max_abs_delta`` and ``versions``.
+
+  Example:
+    >>> m = build_manifest(attacks.get("cuda"), CUDAConfig(), x, x_p, seed=3)
+    >>> "seed" in m, m["seed_fingerprint"] == attacks.key_fingerprint(jax.random.key(3))
+    (False, True)
   """
   resolved = config.resolved(x_clean.shape[1:])
-  manifest: dict[str, Any] = {"attack": attack.name,
-                              "config": dataclasses.asdict(resolved),
-                              "code_fingerprint": code_fingerprint(attack)}
+  manifest: dict[str, Any] = {"attack": attack.name}
+  if preset is not None:
+    manifest["preset"] = preset
+  manifest.update(config=dataclasses.asdict(resolved),
+                  code_fingerprint=code_fingerprint(attack))
   if ratio is not None:
-    manifest["ratio"] = ratio
-    manifest["n_poisoned"] = int(np.sum(mask))
+    rows = np.flatnonzero(np.asarray(mask))
+    manifest.update(ratio=ratio, n_poisoned=int(len(rows)),
+                    poisoned_rows=rows.tolist())
   if resolved.secret_seed:
     manifest["seed_fingerprint"] = attacks.key_fingerprint(jax.random.key(seed))
   else:
@@ -239,9 +286,39 @@ def build_manifest(attack: Attack, config: AttackConfig, x_clean: np.ndarray,
   return manifest
 
 
+def input_record(ds: data.Dataset, spec: str, *, split: str = "train",
+                 limit: int | None = None,
+                 data_dir: str | None = None) -> dict[str, Any]:
+  """The manifest's ``input``: where the clean data came from, and its hashes.
+
+  Args:
+    ds: the clean split as :func:`ntga.data.load` returned it for these
+      arguments.
+    spec, split, limit, data_dir: the arguments it was loaded with.
+
+  Returns:
+    ``spec`` (:func:`ntga.data.resolve_spec`: an absolute path for path
+    specs), ``split``, ``limit``, ``data_dir``, ``sha256_of`` (``"decoded
+    arrays"``), ``sha256_x`` (``io.sha256(ds.x)``) and ``sha256_y``
+    (``io.sha256_labels(ds.y)``). Loading the same spec again and hashing
+    the arrays reproduces both hashes.
+
+  Example:
+    >>> ds = data.load("digits", "train", limit=100)
+    >>> record = input_record(ds, "digits", limit=100)
+    >>> record["sha256_x"] == io.sha256(data.load("digits", limit=100).x)
+    True
+  """
+  return {"spec": data.resolve_spec(spec, data_dir), "split": split,
+          "limit": limit, "data_dir": data_dir,
+          "sha256_of": "decoded arrays", "sha256_x": io.sha256(ds.x),
+          "sha256_y": io.sha256_labels(ds.y)}
+
+
 def poison_dataset(attack: Attack, config: AttackConfig, ds: data.Dataset, *,
                    seed: int, ratio: float | None = None,
-                   out: Path | None = None, progress: bool = True
+                   out: Path | None = None, progress: bool = True,
+                   preset: str | None = None
                    ) -> tuple[dict[str, Any], np.ndarray]:
   """Runs an attack on a dataset; returns (manifest fields, poisoned x).
 
@@ -258,6 +335,7 @@ def poison_dataset(attack: Attack, config: AttackConfig, ds: data.Dataset, *,
       the run (:func:`ntga.io.write_run`) and then calls
       :func:`remove_checkpoints`.
     progress: show the attack's progress bar.
+    preset: the named preset ``config`` was built from (recorded).
 
   Returns:
     ``(manifest, x)``: :func:`build_manifest`'s fields and uint8 images of
@@ -268,6 +346,7 @@ def poison_dataset(attack: Attack, config: AttackConfig, ds: data.Dataset, *,
     ...                                seed=0, out=Path("runs/ntga"))
   """
   check_ratio(ratio)
+  check_seed(seed)
   checkpoints = None if out is None else Path(out) / io.ATTACK_CHECKPOINTS
   context = RunContext(num_classes=ds.num_classes, checkpoint_dir=checkpoints,
                        progress=progress)
@@ -276,7 +355,7 @@ def poison_dataset(attack: Attack, config: AttackConfig, ds: data.Dataset, *,
   if ratio is not None:
     x_p, mask = ratio_subset(seed, ds.x, x_p, ratio)
   manifest = build_manifest(attack, config, ds.x, x_p, seed=seed, ratio=ratio,
-                            mask=mask)
+                            mask=mask, preset=preset)
   return manifest, np.asarray(x_p, np.uint8)
 
 

@@ -3,11 +3,42 @@
 Every run writes into one output folder OUT:
 
 * ``OUT/train.npz``: ``x`` (uint8, N x H x W x C, input order), ``y`` (int64),
-  ``index`` (int64: each row's position in the source split) and
-  ``class_names``;
-* ``OUT/manifest.json``: attack name, full config, seed, input spec, library
-  versions, sha256 of ``x`` and the measured max |x_poisoned - x_clean|;
-* with ``png=True``, ``OUT/train/<class>/<index>.png`` (lossless).
+  ``index`` (int64: each row's position in the source split),
+  ``class_names``, and for inputs made of files (image folders) ``paths``
+  (each row's source file, ``<class>/<file>``);
+* ``OUT/manifest.json``: the run's record (below);
+* with ``png=True``, the images as lossless PNGs under ``OUT/train/``: at
+  their source path with a ``.png`` extension (``automobile/0000.png``) when
+  the input had paths, else at ``<class>/<index>.png``.
+
+The manifest (:func:`ntga.attacks.pipeline.build_manifest` and
+:func:`ntga.attacks.pipeline.input_record` fill it; :func:`write_run` adds the
+output's hashes) holds:
+
+* ``attack``, ``preset`` (the named preset the settings started from),
+  ``config`` (every setting, data-dependent defaults filled in),
+  ``code_fingerprint`` (a hash of the attack's source code) and ``versions``;
+* ``seed``, or for an attack whose seed is its secret (CUDA, whose seed draws
+  the per-class filters) ``seed_fingerprint`` instead:
+  ``sha256(b"ntga-key:" + key_data(jax.random.key(seed)))``, first 16 hex
+  digits (:func:`ntga.attacks.key_fingerprint`). Whoever holds the seed can
+  show it made the run; the record itself does not print it. It is not a
+  vault: JAX keys keep 32 bits of the seed (``--seed`` must lie in [0,
+  2**32)), so someone who tries every seed finds it (about 4 core-hours in
+  plain Python, far less with native code or a GPU); keep the manifest
+  private when the filters must stay secret;
+* ``input``: ``spec`` (an absolute path for path inputs), ``split``,
+  ``limit``, ``data_dir``, and ``sha256_x`` / ``sha256_y`` of the clean input
+  as decoded (``sha256_of: "decoded arrays"``): the sha256 of the bytes of
+  ``x`` (uint8, C order) and ``y`` (int64 little-endian) that
+  ``ntga.data.load(spec, split, limit=limit, data_dir=data_dir)`` returns, so
+  ``ntga.io.sha256(ds.x)`` recomputes it from the same files;
+* ``sha256_x`` and ``sha256_y`` of the written ``x`` and ``y`` (the same
+  byte layout), ``n_examples``, ``image_shape``;
+* with ``--ratio``: ``ratio``, ``n_poisoned`` and ``poisoned_rows`` (the
+  ascending rows of ``train.npz`` that hold poisoned images; the rest are
+  clean);
+* ``psnr_db``, ``max_abs_delta_levels``, ``max_abs_delta``.
 
 Each file is written to a temporary name and renamed into place, so a killed
 run never leaves a half-written file; a folder that is not empty is refused
@@ -22,10 +53,12 @@ Example:
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import importlib.metadata
 import json
 import os
+import posixpath
 import shutil
 import tempfile
 from pathlib import Path
@@ -66,8 +99,23 @@ def library_versions() -> dict[str, str | None]:
 
 
 def sha256(array: np.ndarray) -> str:
-  """Hex sha256 of an array's bytes (C order)."""
+  """Hex sha256 of an array's bytes (C order, the array's own dtype).
+
+  Example:
+    >>> sha256(np.zeros(0, np.uint8))[:8]
+    'e3b0c442'
+  """
   return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+def sha256_labels(y: np.ndarray) -> str:
+  """Hex sha256 of labels as int64 little-endian bytes (the manifest's ``sha256_y``).
+
+  Example:
+    >>> sha256_labels([0, 1]) == sha256(np.array([0, 1], "<i8"))
+    True
+  """
+  return sha256(np.asarray(y, "<i8"))
 
 
 def _inside(path: Path, folder: Path) -> bool:
@@ -119,6 +167,35 @@ def prepare_output(out: str | os.PathLike, *, overwrite: bool,
   return out
 
 
+def remove_if_empty(out: str | os.PathLike) -> bool:
+  """Removes a run's folder if it holds nothing (an empty checkpoint folder aside).
+
+  What a failed run calls on the folder :func:`prepare_output` created for
+  it, so that no empty folder is left behind; a folder with any file in it
+  (checkpoints to resume from included) is kept.
+
+  Args:
+    out: the output folder.
+
+  Returns:
+    Whether the folder was removed.
+
+  Example:
+    >>> out = prepare_output("runs/x", overwrite=False)
+    >>> remove_if_empty(out)
+    True
+  """
+  out = Path(out)
+  ckpt = out / ATTACK_CHECKPOINTS
+  try:
+    if ckpt.is_dir() and not any(ckpt.iterdir()):
+      ckpt.rmdir()
+    out.rmdir()  # only succeeds when empty
+  except OSError:
+    return False
+  return True
+
+
 def _umask() -> int:
   mask = os.umask(0)  # reading the umask means setting it; put it back at once
   os.umask(mask)
@@ -167,21 +244,69 @@ def write_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
   atomic_write(path, lambda f: np.savez(f, **arrays))
 
 
-def write_pngs(folder: Path, x: np.ndarray, y: np.ndarray, index: np.ndarray,
-               class_names: tuple[str, ...]) -> None:
-  """Writes ``folder/<class>/<index>.png`` for every image, then renames.
+def png_names(paths) -> list[str]:
+  """Where :func:`write_pngs` puts each image, from its source path.
 
-  The tree is built in a temporary sibling folder and moved into place at
-  the end, replacing any previous tree.
+  A path's extension becomes ``.png`` (``cat/1.jpg`` -> ``cat/1.png``);
+  where two sources would then share a name (``a.jpg`` and ``a.png`` in one
+  folder) each keeps its own extension and gains ``.png`` (``a.jpg.png``),
+  and if names still collide every path just gains ``.png``.
+
+  Args:
+    paths: relative POSIX paths, one per image.
+
+  Returns:
+    Relative POSIX paths, one per image, all distinct.
+
+  Example:
+    >>> png_names(["cat/1.JPG", "cat/2.jpg", "cat/2.png"])
+    ['cat/1.png', 'cat/2.jpg.png', 'cat/2.png.png']
+  """
+  paths = [str(p) for p in paths]
+  stems = [posixpath.splitext(p)[0] + ".png" for p in paths]
+  clash = {s for s, c in collections.Counter(stems).items() if c > 1}
+  names = [p + ".png" if s in clash else s for p, s in zip(paths, stems)]
+  if len(set(names)) < len(names):
+    names = [p + ".png" for p in paths]
+  return names
+
+
+def write_pngs(folder: Path, x: np.ndarray, y: np.ndarray, index: np.ndarray,
+               class_names: tuple[str, ...], paths=None) -> None:
+  """Writes every image as a lossless PNG under ``folder``, then renames.
+
+  With ``paths`` image ``i`` goes to ``folder/png_names(paths)[i]`` (the
+  input's own tree: ``automobile/0000.png``); without, to
+  ``folder/<class>/<index>.png``. The tree is built in a temporary sibling
+  folder and moved into place at the end, replacing any previous tree.
+
+  Args:
+    folder: the tree's root (``OUT/train``).
+    x: uint8 (N, H, W, C) images.
+    y: (N,) labels.
+    index: (N,) positions in the source split.
+    class_names: one name per class.
+    paths: optional (N,) relative source paths (see
+      :attr:`ntga.data.Dataset.paths`).
+
+  Raises:
+    OutputError: a path that is absolute or leaves the tree.
   """
   from PIL import Image  # pylint: disable=g-import-not-at-top
+  if paths is None:
+    names = [f"{class_names[label]}/{idx}.png" for label, idx in zip(y, index)]
+  else:
+    names = png_names(paths)
+    for name in names:
+      if name.startswith("/") or ".." in name.split("/"):
+        raise OutputError(f"image path {name!r} would leave {folder}")
   tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
   try:
-    for name in class_names:
-      (tmp / name).mkdir()
-    for img, label, idx in zip(x, y, index):
+    for sub in sorted({posixpath.dirname(n) for n in names} - {""}):
+      (tmp / sub).mkdir(parents=True, exist_ok=True)
+    for img, name in zip(x, names):
       mode_img = img[..., 0] if img.shape[-1] == 1 else img
-      Image.fromarray(mode_img).save(tmp / class_names[label] / f"{idx}.png")
+      Image.fromarray(mode_img).save(tmp / name, format="PNG")
     if folder.exists():
       shutil.rmtree(folder)
     os.replace(tmp, folder)
@@ -192,7 +317,7 @@ def write_pngs(folder: Path, x: np.ndarray, y: np.ndarray, index: np.ndarray,
 
 def write_run(out: Path, x: np.ndarray, y: np.ndarray, index: np.ndarray,
               class_names: tuple[str, ...], manifest: dict[str, Any], *,
-              png: bool = False) -> None:
+              png: bool = False, paths=None) -> None:
   """Writes train.npz, the optional PNG tree and manifest.json into ``out``.
 
   The manifest goes last, so a folder with a manifest holds a complete run.
@@ -203,20 +328,30 @@ def write_run(out: Path, x: np.ndarray, y: np.ndarray, index: np.ndarray,
     y: int64 (N,) labels.
     index: int64 (N,) positions in the source split.
     class_names: one name per class.
-    manifest: the run's record; ``sha256_x`` is added here.
-    png: also write ``out/train/<class>/<index>.png``.
+    manifest: the run's record; ``sha256_x``, ``sha256_y``, ``n_examples``
+      and ``image_shape`` are added here.
+    png: also write the PNG tree ``out/train/`` (see :func:`write_pngs`).
+    paths: optional (N,) source paths (``Dataset.paths``): stored in
+      train.npz as ``paths`` and mirrored by the PNG tree.
+
+  Example:
+    >>> write_run(out, x_p, ds.y, ds.index, ds.class_names, manifest,
+    ...           png=True, paths=ds.paths)
   """
   x = np.ascontiguousarray(x, np.uint8)
-  manifest = dict(manifest, sha256_x=sha256(x), n_examples=int(len(x)),
-                  image_shape=list(x.shape[1:]))
+  y = np.asarray(y, np.int64)
+  manifest = dict(manifest, sha256_x=sha256(x), sha256_y=sha256_labels(y),
+                  n_examples=int(len(x)), image_shape=list(x.shape[1:]))
   stale = out / "manifest.json"
   if stale.exists():
     stale.unlink()
-  write_npz(out / "train.npz", x=x, y=np.asarray(y, np.int64),
-            index=np.asarray(index, np.int64),
-            class_names=np.asarray(class_names, dtype=str))
+  arrays = {"x": x, "y": y, "index": np.asarray(index, np.int64),
+            "class_names": np.asarray(class_names, dtype=str)}
+  if paths is not None:
+    arrays["paths"] = np.asarray(paths, dtype=str)
+  write_npz(out / "train.npz", **arrays)
   if png:
-    write_pngs(out / "train", x, y, index, class_names)
+    write_pngs(out / "train", x, y, index, class_names, paths)
   elif (out / "train").is_dir():
     shutil.rmtree(out / "train")
   write_json(out / "manifest.json", manifest)

@@ -70,8 +70,18 @@ def test_output_loads_back_as_a_data_spec(run_dir):
 @pytest.mark.parametrize("args, message", [
     (["--set", "bogus=1"], "unknown setting 'bogus'"),
     (["--set", "steps=ten"], "expected int"),
+    (["--set", "steps=2,bogus=1"], "unknown setting 'bogus'"),
     (["--eps", "2"], "eps must be in (0, 1]"),
-    (["--attack", "nope"], "unknown attack 'nope'"),
+    (["--eps", "8/255x"], "--eps expects a number or a fraction a/b"),
+    (["--eps", "1/0"], "--eps expects a number or a fraction a/b"),
+    (["--ratio", "half"], "--ratio expects a number or a fraction a/b"),
+    (["--ratio", "3/2"], "--ratio must be in [0, 1]"),
+    (["--seed", "4294967296"], "--seed must be in [0, 2**32)"),
+    (["--attack", "nope"], "unknown attack 'nope'; known attacks: ntga, cuda, ops"),
+    (["--preset", "cpu"], "unknown preset 'cpu' for attack 'ntga'; known: paper "
+     "(attacks with a 'cpu' preset: em, rem)"),
+    (["--attack", "em", "--preset", "gpu"],
+     "unknown preset 'gpu' for attack 'em'; known: paper, cpu"),
     (["--data", "/no/such/place"], "/no/such/place"),
 ])
 def test_bad_input_is_one_line_error(tmp_path, capsys, args, message):
@@ -80,6 +90,201 @@ def test_bad_input_is_one_line_error(tmp_path, capsys, args, message):
   err = capsys.readouterr().err.strip()
   assert err.startswith("ntga: error:") and "\n" not in err
   assert message in err
+  assert not (tmp_path / "o").exists()  # a failed run leaves no empty folder
+
+
+def _image_folder(root, rgba_alpha=None):
+  """ROOT/{train,test}/{automobile,cat}/*: 8x8 colour PNGs and one JPEG."""
+  rng = np.random.default_rng(0)
+  for split in ("train", "test"):
+    for cls in ("automobile", "cat"):
+      (root / split / cls).mkdir(parents=True)
+      for i in range(3):
+        Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(
+            root / split / cls / f"{i:04d}.png")
+  Image.fromarray(rng.integers(0, 256, (8, 8, 3), np.uint8)).save(
+      root / "train" / "cat" / "photo.jpg")
+  if rgba_alpha is not None:
+    rgba = np.dstack([rng.integers(0, 256, (8, 8, 3), np.uint8),
+                      np.full((8, 8), rgba_alpha, np.uint8)])
+    Image.fromarray(rgba).save(root / "train" / "cat" / "rgba.png")
+
+
+def test_image_folder_run_keeps_provenance(tmp_path, monkeypatch):
+  """Paths, input hashes, absolute spec, poisoned rows: what a data owner checks."""
+  import hashlib
+  from ntga import data, io
+  _image_folder(tmp_path / "imgs")
+  monkeypatch.chdir(tmp_path)
+  out = tmp_path / "out"
+  assert cli.main(["poison", "--attack", "random", "--data", "imgs", "--out",
+                   "out", "--png", "--ratio", "1/2", "--seed", "7", "--eps",
+                   "8/255", "--set", "mode=class,batch_size=4"]) == 0
+  clean = data.load(str(tmp_path / "imgs"), "train")
+  names = ["automobile/0000.png", "automobile/0001.png", "automobile/0002.png",
+           "cat/0000.png", "cat/0001.png", "cat/0002.png", "cat/photo.jpg"]
+  with np.load(out / "train.npz") as z:
+    x, y, paths = z["x"], z["y"], z["paths"]
+  assert paths.tolist() == names == clean.paths.tolist()
+  # --png mirrors the input's tree (a .jpg source becomes .png, losslessly).
+  pngs = sorted(str(p.relative_to(out / "train")) for p in (out / "train").rglob("*.png"))
+  assert pngs == sorted(io.png_names(names))
+  for row, name in enumerate(io.png_names(names)):
+    np.testing.assert_array_equal(np.asarray(Image.open(out / "train" / name)), x[row])
+  manifest = json.loads((out / "manifest.json").read_text())
+  assert manifest["preset"] == "paper" and manifest["seed"] == 7
+  assert manifest["config"]["eps"] == 8 / 255 and manifest["config"]["mode"] == "class"
+  assert manifest["config"]["batch_size"] == 4
+  # The input: an absolute path, and hashes anyone can recompute from the files.
+  record = manifest["input"]
+  assert record["spec"] == str((tmp_path / "imgs").resolve())
+  assert record["sha256_of"] == "decoded arrays"
+  assert record["sha256_x"] == hashlib.sha256(clean.x.tobytes()).hexdigest()
+  assert record["sha256_y"] == hashlib.sha256(clean.y.astype("<i8").tobytes()).hexdigest()
+  assert manifest["sha256_y"] == record["sha256_y"]
+  assert manifest["sha256_x"] == hashlib.sha256(x.tobytes()).hexdigest()
+  # --ratio 1/2: the listed rows are poisoned, every other row is the clean one.
+  rows = manifest["poisoned_rows"]
+  assert manifest["ratio"] == 0.5 and len(rows) == manifest["n_poisoned"] == 4
+  clean_rows = sorted(set(range(7)) - set(rows))
+  np.testing.assert_array_equal(x[clean_rows], clean.x[clean_rows])
+  assert all((x[r] != clean.x[r]).any() for r in rows)
+  # The run's output keeps its paths when poisoned again.
+  assert data.load(str(out)).paths.tolist() == names
+
+
+@pytest.mark.parametrize("alpha, ok", [(255, True), (0, False)])
+def test_rgba_input(tmp_path, capsys, alpha, ok):
+  """An opaque alpha channel is dropped; transparency is a one-line error."""
+  _image_folder(tmp_path / "imgs", rgba_alpha=alpha)
+  argv = ["poison", "--attack", "random", "--data", str(tmp_path / "imgs"),
+          "--out", str(tmp_path / "o")]
+  if ok:
+    assert cli.main(argv) == 0
+    with np.load(tmp_path / "o" / "train.npz") as z:
+      assert z["x"].shape == (8, 8, 8, 3) and "cat/rgba.png" in z["paths"]
+    return
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert "\n" not in err and "cat/rgba.png: image has transparent pixels" in err
+  assert not (tmp_path / "o").exists()
+
+
+def test_ntga_on_one_class_is_an_error(tmp_path, capsys):
+  x = np.random.default_rng(0).integers(0, 256, (20, 4, 4, 1), np.uint8)
+  np.savez(tmp_path / "one.npz", x=x, y=np.zeros(20, np.int64),
+           class_names=np.array(["only"]))
+  argv = ["poison", "--data", str(tmp_path / "one.npz"), "--out",
+          str(tmp_path / "o"), *FAST]
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert err == ("ntga: error: NTGA needs at least 2 classes: with one, the "
+                 "GP's loss has no gradient and poisoning would change nothing")
+  assert not (tmp_path / "o").exists()
+
+
+def test_preset_reaches_the_attack_and_the_manifest(tmp_path, monkeypatch):
+  from ntga.attacks import em
+  seen = []
+
+  def fake_poison(key, x, y, config, context):
+    seen.append(config)
+    return np.asarray(x)
+
+  monkeypatch.setattr(em, "poison", fake_poison)
+  out = tmp_path / "o"
+  assert cli.main(["poison", "--attack", "em", "--preset", "cpu", "--data",
+                   "digits", "--limit", "20", "--out", str(out), "--set",
+                   "max_rounds=2"]) == 0
+  assert seen == [em.EMConfig.cpu(max_rounds=2)]
+  manifest = json.loads((out / "manifest.json").read_text())
+  assert manifest["preset"] == "cpu" and manifest["config"]["max_rounds"] == 2
+
+
+def test_poison_help_lists_each_attacks_settings_and_presets(capsys):
+  with pytest.raises(SystemExit) as e:
+    cli.main(["poison", "--help"])
+  assert e.value.code == 0
+  text = capsys.readouterr().out
+  assert "--preset NAME" in text and "fraction such as 8/255" in text
+  for name in ("ntga", "cuda", "ops", "random"):
+    assert f"  {name} (presets: paper)\n" in text
+  assert "  em (presets: paper, cpu)\n" in text
+  assert "  rem (presets: paper, cpu)\n" in text
+  assert "eps=auto" in text and "surrogate=fnn" in text and "max_rounds=1000" in text
+  # Each non-paper preset: the settings it changes (whatever they are today).
+  import dataclasses
+  from ntga.attacks.em import EMConfig
+  changed = [f.name for f in dataclasses.fields(EMConfig)
+             if getattr(EMConfig.cpu(), f.name) != getattr(EMConfig(), f.name)]
+  em_block = text.split("  em (presets: paper, cpu)\n")[1].split("  rem (")[0]
+  line = " ".join(em_block.split("--preset cpu: ")[1].split())
+  assert changed and [kv.split("=")[0] for kv in line.split()] == changed
+
+
+def test_set_splits_pairs_at_a_comma_before_a_name():
+  import dataclasses
+
+  @dataclasses.dataclass(frozen=True, kw_only=True)
+  class Config:
+    defense_aware: str = "none"
+    steps: int = 1
+    eps: float = 0.1
+
+  assert cli.split_pairs("a=1,b=2") == ["a=1", "b=2"]
+  assert cli.split_pairs("defense_aware=grayscale,jpeg") == ["defense_aware=grayscale,jpeg"]
+  assert cli.parse_settings(Config, ["steps=3,eps=0.5", "defense_aware=grayscale,jpeg"]) == {
+      "steps": 3, "eps": 0.5, "defense_aware": "grayscale,jpeg"}
+  assert cli.parse_settings(Config, ["defense_aware=grayscale,jpeg, steps=2"]) == {
+      "defense_aware": "grayscale,jpeg", "steps": 2}
+  with pytest.raises(cli.ConfigError, match="--set steps=2,: expected int"):
+    cli.parse_settings(Config, ["steps=2,"])
+  assert cli.parse_number(" 8/255", "--eps") == 8 / 255
+  assert cli.parse_number("3e-2", "--eps") == 0.03
+
+
+def test_png_names():
+  from ntga import io
+  assert io.png_names(["a/1.jpg", "a/2.png", "b/2.JPEG"]) == ["a/1.png", "a/2.png", "b/2.png"]
+  assert io.png_names(["a/x.jpg", "a/x.png"]) == ["a/x.jpg.png", "a/x.png.png"]
+  names = io.png_names(["x.jpg", "x.png", "x.jpg.png"])
+  assert len(set(names)) == 3
+
+
+def test_interrupted_run_says_how_to_resume(tmp_path, capsys, monkeypatch):
+  from ntga import io
+  from ntga.attacks import pipeline
+
+  def interrupted(*args, out=None, **kw):
+    del args, kw
+    if checkpoint:
+      (out / io.ATTACK_CHECKPOINTS).mkdir()
+      (out / io.ATTACK_CHECKPOINTS / "block_0.npy").write_bytes(b"done")
+    raise KeyboardInterrupt
+
+  monkeypatch.setattr(pipeline, "poison_dataset", interrupted)
+  for checkpoint, hint in ((False, "nothing was kept; re-run the same command "
+                            "to start again"),
+                           (True, "finished blocks are kept in OUT/.checkpoints; "
+                            "re-run the same command to resume")):
+    out = tmp_path / f"o{checkpoint}"
+    assert cli.main(["poison", "--data", "digits", "--limit", "20", "--out",
+                     str(out)]) == 130
+    assert capsys.readouterr().err.strip() == f"ntga: interrupted; {hint}"
+    assert out.exists() == checkpoint  # kept only with something to resume
+
+
+def test_sigterm_interrupts_like_ctrl_c(monkeypatch):
+  import signal
+  with pytest.raises(KeyboardInterrupt):
+    cli._terminated(signal.SIGTERM, None)  # pylint: disable=protected-access
+  before = signal.getsignal(signal.SIGTERM)
+  seen = []
+  monkeypatch.setattr(cli, "run_doctor",
+                      lambda args: seen.append(signal.getsignal(signal.SIGTERM)) or 0)
+  assert cli.main(["doctor"]) == 0
+  assert seen == [cli._terminated]  # pylint: disable=protected-access
+  assert signal.getsignal(signal.SIGTERM) is before
 
 
 def test_non_empty_output_is_refused_then_overwritten(run_dir, tmp_path, capsys):

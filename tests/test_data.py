@@ -321,10 +321,91 @@ def test_image_folder_colour_promotes_all_to_rgb(tmp_path):
   np.testing.assert_array_equal(ds.x[2], rgb)
   np.testing.assert_array_equal(ds.x[3], np.asarray(palette.convert("RGB")))
   _save(tmp_path / "grey" / "a" / "1.png", _grey(77))
-  _save(tmp_path / "grey" / "b" / "1.png", np.stack([_grey(9), _grey(128)], -1))  # mode LA
+  _save(tmp_path / "grey" / "b" / "1.png", np.stack([_grey(9), _grey(255)], -1))  # mode LA
   grey_only = data.load(str(tmp_path / "grey"), "train")
   assert grey_only.x.shape == (2, 4, 5, 1)
   assert grey_only.x[:, 0, 0, 0].tolist() == [77, 9]
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "LA", "P"])
+def test_image_folder_transparency_is_an_error(tmp_path, mode):
+  """An opaque alpha channel is dropped; any transparent pixel is refused."""
+  rgb = _rng().integers(0, 256, (4, 5, 3), dtype=np.uint8)
+  alpha = np.full((4, 5), 255, np.uint8)
+  _save(tmp_path / "ok" / "a" / "1.png", rgb)
+  _save(tmp_path / "ok" / "b" / "1.png", np.dstack([rgb, alpha]))  # opaque RGBA
+  np.testing.assert_array_equal(data.load(str(tmp_path / "ok")).x[1], rgb)
+  alpha[2, 3] = 254
+  if mode == "RGBA":
+    img = Image.fromarray(np.dstack([rgb, alpha]))
+  elif mode == "LA":
+    img = Image.fromarray(np.dstack([rgb[..., 0], alpha]))
+  else:  # a palette image with a transparent colour
+    img = Image.fromarray(rgb).quantize(colors=4)
+    img.info["transparency"] = int(np.asarray(img)[0, 0])
+  assert img.mode == mode
+  (tmp_path / "bad" / "a").mkdir(parents=True)
+  img.save(tmp_path / "bad" / "a" / "1.png")
+  with pytest.raises(DataError, match=rf"bad/a/1.png: image has transparent pixels \(mode {mode}"):
+    data.load(str(tmp_path / "bad"))
+
+
+def test_image_folder_keeps_each_images_path(tmp_path):
+  rng = _rng(3)
+  for split in ("train", "test"):
+    for cls, names in (("cat", ["b.png", "a.JPG"]), ("automobile", ["0001.png", "0000.png"])):
+      for name in names:
+        _save(tmp_path / "src" / split / cls / name, rng.integers(0, 256, (4, 4, 3), np.uint8),
+              fmt="JPEG" if name.endswith("JPG") else None)
+  ds = data.load(str(tmp_path / "src"), "train")
+  assert ds.paths.tolist() == ["automobile/0000.png", "automobile/0001.png", "cat/a.JPG",
+                               "cat/b.png"]
+  sub = data.load(str(tmp_path / "src"), "train", limit=2)
+  assert sub.paths.tolist() == ds.paths[sub.index].tolist()
+  archive = tmp_path / "src.tar"
+  with tarfile.open(archive, "w") as tf:
+    tf.add(tmp_path / "src", arcname="wrapper")
+  assert data.load(str(archive), "test").paths.tolist() == ds.paths.tolist()
+  assert data.load("digits", limit=5).paths is None
+  # An .npz carries paths through (a poisoning run's train.npz does).
+  np.savez(tmp_path / "p.npz", x=ds.x, y=ds.y, paths=ds.paths)
+  assert data.load(str(tmp_path / "p.npz")).paths.tolist() == ds.paths.tolist()
+  for bad, message in ((["a/../../x.png"] * 4, "not a plain relative path"),
+                       (["/etc/x.png", "b", "c", "d"], "not a plain relative path"),
+                       (["a.png", "a.png", "b", "c"], "'a.png' names more than one image"),
+                       (["a", "b"], "paths must be 4 strings")):
+    np.savez(tmp_path / "bad.npz", x=ds.x, y=ds.y, paths=np.array(bad))
+    with pytest.raises(DataError, match=message):
+      data.load(str(tmp_path / "bad.npz"))
+
+
+def test_require_split_refuses_one_split_sources(tmp_path):
+  _save(tmp_path / "flat" / "a" / "1.png", _grey(1))
+  np.savez(tmp_path / "one.npz", x=np.zeros((2, 2, 2, 1), np.uint8), y=np.array([0, 1]))
+  # Returned for any split by default...
+  assert len(data.load(str(tmp_path / "flat"), "test")) == 1
+  assert len(data.load(str(tmp_path / "one.npz"), "test")) == 2
+  # ...and refused when the split must be a separate one.
+  with pytest.raises(DataError, match=r"flat: one split of <class>/<image> folders, not a "
+                     r"separate 'test' split"):
+    data.load(str(tmp_path / "flat"), "test", require_split=True)
+  with pytest.raises(DataError, match=r"one.npz: an .npz file holds one split"):
+    data.load(str(tmp_path / "one.npz"), "test", require_split=True)
+  _save(tmp_path / "both" / "test" / "a" / "1.png", _grey(5))
+  _save(tmp_path / "both" / "train" / "a" / "1.png", _grey(6))
+  assert data.load(str(tmp_path / "both"), "test", require_split=True).x[0, 0, 0, 0] == 5
+  assert len(data.load("digits", "test", require_split=True)) == 450
+
+
+def test_resolve_spec(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  (tmp_path / "real").mkdir()
+  os.symlink(tmp_path / "real", tmp_path / "link")
+  assert data.resolve_spec("digits") == "digits"
+  assert data.resolve_spec("tfds:mnist", "/d") == "tfds:mnist"
+  assert data.resolve_spec("link") == str((tmp_path / "real").resolve())
+  assert data.resolve_spec("x.npz", data_dir=str(tmp_path / "d")) == str(
+      (tmp_path / "d" / "x.npz").resolve())
 
 
 def test_image_folder_jpeg_case_insensitive_and_flat_split(tmp_path):

@@ -19,10 +19,11 @@ _TINY = {
     "cuda": {},
     "ops": {},
     "random": {},
-    "em": {"max_rounds": 1, "train_steps": 1, "noise_steps": 1, "width": 4,
-           "batch_size": 8},
+    "em": {"max_rounds": 1, "train_steps": 1, "noise_steps": 1,
+           "source_model": "groupnorm-cnn", "width": 4, "batch_size": 8},
     "rem": {"total_train_steps": 2, "adv_steps": 1, "noise_steps": 1,
-            "eot_samples": 1, "width": 4, "batch_size": 8, "lr_decay_steps": 1},
+            "eot_samples": 1, "source_model": "groupnorm-cnn", "width": 4,
+            "batch_size": 8, "lr_decay_steps": 1},
 }
 
 
@@ -151,10 +152,54 @@ def test_manifest_keys(digits):
 def test_manifest_of_a_secret_seed_and_a_ratio(digits):
   atk = attacks.get("cuda")
   manifest, x = pipeline.poison_dataset(atk, atk.config_cls(), digits, seed=4,
-                                        ratio=0.5, progress=False)
-  assert set(manifest) == _COMMON | {"seed_fingerprint", "ratio", "n_poisoned"}
+                                        ratio=0.5, progress=False, preset="paper")
+  assert set(manifest) == _COMMON | {"seed_fingerprint", "ratio", "n_poisoned",
+                                     "poisoned_rows", "preset"}
+  assert "seed" not in manifest and manifest["preset"] == "paper"
   assert manifest["seed_fingerprint"] == attacks.key_fingerprint(jax.random.key(4))
-  assert manifest["n_poisoned"] == 30 == int((x != digits.x).any(axis=(1, 2, 3)).sum())
+  # The documented definition (ntga/io.py), recomputed by hand.
+  import hashlib
+  key_bytes = np.asarray(jax.random.key_data(jax.random.key(4))).tobytes()
+  assert manifest["seed_fingerprint"] == hashlib.sha256(
+      b"ntga-key:" + key_bytes).hexdigest()[:16]
+  changed = np.flatnonzero((x != digits.x).any(axis=(1, 2, 3)))
+  assert manifest["n_poisoned"] == 30 == len(changed)
+  # The rows the ratio subset poisoned, which are the rows that changed.
+  assert manifest["poisoned_rows"] == changed.tolist()
+  _, mask = pipeline.ratio_subset(4, digits.x, x, 0.5)
+  assert manifest["poisoned_rows"] == np.flatnonzero(mask).tolist()
+  json.dumps(manifest)
+
+
+def test_input_record_hashes_the_decoded_arrays(tmp_path, monkeypatch):
+  """What the manifest's input hashes are, recomputed from the files."""
+  import hashlib
+  x, y = _data(n=6, c=3)
+  np.savez(tmp_path / "in.npz", x=x, y=y)
+  monkeypatch.chdir(tmp_path)
+  ds = data.load("in.npz", limit=4)
+  record = pipeline.input_record(ds, "in.npz", split="train", limit=4)
+  again = data.load(str(tmp_path / "in.npz"), "train", limit=4)
+  assert record == {
+      "spec": str((tmp_path / "in.npz").resolve()), "split": "train", "limit": 4,
+      "data_dir": None, "sha256_of": "decoded arrays",
+      "sha256_x": hashlib.sha256(np.ascontiguousarray(again.x).tobytes()).hexdigest(),
+      "sha256_y": hashlib.sha256(again.y.astype("<i8").tobytes()).hexdigest()}
+  assert pipeline.input_record(ds, "digits")["spec"] == "digits"
+
+
+def test_check_seed():
+  pipeline.check_seed(0)
+  pipeline.check_seed(2**32 - 1)
+  # jax.random.key keeps 32 bits: 2**32 would run as seed 0.
+  np.testing.assert_array_equal(jax.random.key_data(jax.random.key(2**40)),
+                                jax.random.key_data(jax.random.key(0)))
+  for bad in (-1, 2**32, 2**40, 1.5, True):
+    with pytest.raises(ConfigError, match="--seed must be"):
+      pipeline.check_seed(bad)
+  with pytest.raises(ConfigError, match="--seed must be"):
+    pipeline.poison_dataset(attacks.get("random"), attacks.get("random").config_cls(),
+                            data.load("digits", limit=10), seed=2**32)
 
 
 def test_manifest_config_is_resolved_and_checkpoints_go_under_out(digits, tmp_path):
@@ -212,7 +257,9 @@ def test_build_config_presets():
   cpu = pipeline.build_config(em, {"eps": 4 / 255}, preset="cpu")
   assert cpu == attacks.em.EMConfig.cpu(eps=4 / 255)
   assert pipeline.build_config(em, {}) == attacks.em.EMConfig()
-  with pytest.raises(ConfigError, match="unknown preset 'gpu'.*known: paper, cpu"):
+  with pytest.raises(ConfigError, match="unknown preset 'gpu' for attack 'em'; "
+                     "known: paper, cpu$"):
     pipeline.build_config(em, {}, preset="gpu")
-  with pytest.raises(ConfigError, match="known: paper$"):
+  with pytest.raises(ConfigError, match=r"unknown preset 'cpu' for attack 'ops'; known: "
+                     r"paper \(attacks with a 'cpu' preset: em, rem\)$"):
     pipeline.build_config(attacks.get("ops"), {}, preset="cpu")

@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from ntga.victims import cli
+from ntga.errors import ConfigError
+from ntga.victims import _names, cli
 
 
 def _npz(path, n, size, seed=0, k=3):
@@ -65,8 +66,10 @@ def test_hooks_into_another_parser():
   args = parser.parse_args(["evaluate", "--train", "x", "--victim", "cnn",
                             "--defense", "jpeg", "--jpeg-quality", "30"])
   assert cli.config_from_args(args).defense.quality == 30
-  with pytest.raises(SystemExit):
-    parser.parse_args(["evaluate", "--train", "x", "--victim", "lenet"])
+  # Names are checked by config_from_args (one line), not argparse choices.
+  args = parser.parse_args(["evaluate", "--train", "x", "--victim", "lenet"])
+  with pytest.raises(ConfigError, match="unknown victim 'lenet'; choose one of fnn, "):
+    cli.config_from_args(args)
   args = parser.parse_args(["separability", "--data", "p.npz", "--clean", "c.npz"])
   assert (args.data, args.clean, args.split) == ("p.npz", "c.npz", "train")
 
@@ -133,3 +136,34 @@ def test_building_the_parsers_does_not_import_jax():
   out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                        check=True, cwd=root, env=env)
   assert out.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("flag, value, what, valid", [
+    ("--victim", "resnet-18", "victim", _names.VICTIMS),
+    ("--defense", "jpg", "defense", _names.DEFENSES),
+    ("--optimizer", "rmsprop", "optimizer", _names.OPTIMIZERS),
+    ("--schedule", "linear", "schedule", _names.SCHEDULES),
+    ("--augment", "rotate", "augment", _names.AUGMENTS),
+])
+def test_unknown_name_is_one_short_line(capsys, flag, value, what, valid):
+  from ntga import cli as ntga_cli
+  argv = ["evaluate", "--train", "digits", "--victim", "cnn", flag, value]
+  assert ntga_cli.main(argv) == 2
+  captured = capsys.readouterr()
+  assert captured.out == ""  # no usage dump
+  assert captured.err == (f"ntga: error: unknown {what} {value!r}; choose one of "
+                          f"{', '.join(valid)}\n")
+
+
+def test_evaluate_without_test_needs_a_separate_test_split(tmp_path, capsys):
+  from ntga import cli as ntga_cli
+  one = _npz(tmp_path / "one.npz", 12, 8)
+  (tmp_path / "run").mkdir()
+  _npz(tmp_path / "run" / "train.npz", 12, 8)  # a poisoning run's output
+  for spec, why in ((one, "an .npz file holds one split"),
+                    (str(tmp_path / "run"), "no test.npz for split 'test'")):
+    assert ntga_cli.main(["evaluate", "--train", spec, "--victim", "fnn",
+                          "--epochs", "1", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and why in err
+    assert err.rstrip().endswith("; pass --test SPEC with the clean test data")

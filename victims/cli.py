@@ -26,7 +26,7 @@ import sys
 from fractions import Fraction
 
 from ntga import io
-from ntga.errors import ConfigError, NTGAError, OutputError
+from ntga.errors import ConfigError, DataError, NTGAError, OutputError
 
 
 def _number(text: str) -> float:
@@ -44,17 +44,25 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                       help="training data spec (any ntga data spec, a poisoning "
                            "run's OUT directory or its train.npz)")
   parser.add_argument("--test", metavar="SPEC",
-                      help="clean test data spec (its 'test' split); default: --train")
-  parser.add_argument("--victim", required=True, choices=_names.VICTIMS)
-  parser.add_argument("--defense", default="none", choices=_names.DEFENSES)
+                      help="clean test data spec (its 'test' split); default: the "
+                           "'test' split of --train, which must have a separate one")
+  # Names are checked by config_from_args (one line naming the valid ones),
+  # not by argparse `choices`, whose error comes after a full usage dump.
+  parser.add_argument("--victim", required=True, metavar="NAME",
+                      help=f"one of {', '.join(_names.VICTIMS)}")
+  parser.add_argument("--defense", default="none", metavar="NAME",
+                      help=f"one of {', '.join(_names.DEFENSES)} (default none)")
   parser.add_argument("--epochs", type=int, help="default: the victim's recipe")
   parser.add_argument("--batch-size", type=int, help="default: the victim's recipe")
   parser.add_argument("--lr", type=float, help="peak learning rate; default: recipe")
-  parser.add_argument("--optimizer", choices=_names.OPTIMIZERS)
-  parser.add_argument("--schedule", choices=_names.SCHEDULES)
+  parser.add_argument("--optimizer", metavar="NAME",
+                      help=f"one of {', '.join(_names.OPTIMIZERS)}; default: recipe")
+  parser.add_argument("--schedule", metavar="NAME",
+                      help=f"one of {', '.join(_names.SCHEDULES)}; default: recipe")
   parser.add_argument("--weight-decay", type=float)
-  parser.add_argument("--augment", default="auto", choices=_names.AUGMENTS,
-                      help="standard augmentation (auto: crop+flip for colour images)")
+  parser.add_argument("--augment", default="auto", metavar="NAME",
+                      help=f"standard augmentation, one of {', '.join(_names.AUGMENTS)} "
+                           "(auto: crop+flip for colour images)")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--limit-train", type=int, metavar="N",
                       help="use N training images (class-balanced subset)")
@@ -129,13 +137,40 @@ def plot_learning_curve(metrics: dict, path: str) -> None:
   io.atomic_write(path, lambda f: fig.savefig(f, dpi=100, format="png"))
 
 
+#: flag (its args attribute) -> the tuple of ntga.victims._names holding its
+#: valid values.
+_NAMED_FLAGS = {"victim": "VICTIMS", "defense": "DEFENSES", "optimizer": "OPTIMIZERS",
+                "schedule": "SCHEDULES", "augment": "AUGMENTS"}
+
+
+def check_names(args: argparse.Namespace) -> None:
+  """Checks --victim, --defense, --optimizer, --schedule and --augment.
+
+  Raises:
+    ConfigError: an unknown name; the one-line message lists the valid ones.
+
+  Example:
+    >>> check_names(argparse.Namespace(victim="resnet-18", defense="none",
+    ...             optimizer=None, schedule=None, augment="auto"))
+    Traceback (most recent call last):
+    ntga.errors.ConfigError: unknown victim 'resnet-18'; choose one of fnn, ...
+  """
+  from ntga.victims import _names
+  for flag, attr in _NAMED_FLAGS.items():
+    value, valid = getattr(args, flag, None), getattr(_names, attr)
+    if value is not None and value not in valid:
+      raise ConfigError(f"unknown {flag} {value!r}; choose one of {', '.join(valid)}")
+
+
 def config_from_args(args: argparse.Namespace):
   """Builds the :class:`ntga.victims.train.TrainConfig` the flags describe.
 
   Raises:
-    ConfigError: a defense flag given for another defense (e.g. --jpeg-quality
+    ConfigError: an unknown victim, defense, optimizer, schedule or augment
+      name, or a defense flag given for another defense (e.g. --jpeg-quality
       with --defense none).
   """
+  check_names(args)
   from ntga.victims.train import TrainConfig
   given = {name: getattr(args, name) for name in _DEFENSE_FLAGS
            if getattr(args, name) is not None}
@@ -169,8 +204,17 @@ def run_evaluate(args: argparse.Namespace) -> int:
   # `ntga poison --limit`, whatever the training --seed.
   train = data.load(args.train, "train", limit=args.limit_train,
                     data_dir=args.data_dir)
-  test = data.load(args.test or args.train, "test", limit=args.limit_test,
-                   data_dir=args.data_dir)
+  if args.test is None:
+    # --train's own test split: one that is really separate from the
+    # training data, else a one-line error asking for --test.
+    try:
+      test = data.load(args.train, "test", limit=args.limit_test,
+                       data_dir=args.data_dir, require_split=True)
+    except DataError as e:
+      raise DataError(f"{e}; pass --test SPEC with the clean test data") from e
+  else:
+    test = data.load(args.test, "test", limit=args.limit_test,
+                     data_dir=args.data_dir)
   ckpt = os.path.join(args.out, VICTIM_CHECKPOINTS) if args.out else None
   metrics = train_and_evaluate(jax.random.key(args.seed), train, test, cfg,
                                progress=not args.no_progress, checkpoint_dir=ckpt)
@@ -209,7 +253,6 @@ def add_separability_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_separability(args: argparse.Namespace) -> int:
   """Fits linear models to the data (and perturbations); prints one line."""
-  from ntga.errors import DataError
   if args.epochs < 1 or args.lr <= 0:
     raise ConfigError("--epochs must be >= 1 and --lr > 0")
   if args.out and os.path.exists(os.path.join(args.out, "separability.json")):

@@ -12,7 +12,7 @@ Example:
 
 from ntga.data._arrays import check_arrays
 from ntga.data._limit import stratified_order
-from ntga.data._load import load
+from ntga.data._load import load, resolve_spec
 from ntga.data._types import Dataset
 
-__all__ = ["Dataset", "check_arrays", "load", "stratified_order"]
+__all__ = ["Dataset", "check_arrays", "load", "resolve_spec", "stratified_order"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 from collections.abc import Sequence
 
 import numpy as np
@@ -99,11 +100,46 @@ def default_class_names(y: np.ndarray) -> tuple[str, ...]:
   return tuple(str(i) for i in range(int(y.max()) + 1 if len(y) else 0))
 
 
+def as_paths(paths, n: int, where: str) -> np.ndarray:
+  """Validates per-row source paths: ``n`` distinct relative POSIX paths.
+
+  A path may not be empty, absolute, or step out of its folder (``..``), so
+  that a tree written from them (``ntga poison --png``) stays inside its
+  output folder.
+
+  Args:
+    paths: 1-D strings, one per image.
+    n: the number of images they must match.
+    where: file or spec named in error messages.
+
+  Returns:
+    A str array of shape (n,).
+
+  Example:
+    >>> as_paths(["cat/1.png", "dog/1.png"], 2, "x").tolist()
+    ['cat/1.png', 'dog/1.png']
+  """
+  arr = np.asarray(paths)
+  if arr.shape != (n,) or arr.dtype.kind not in "US":
+    raise DataError(f"{where}: paths must be {n} strings, got {arr.dtype} {arr.shape}")
+  arr = arr.astype(str)
+  for p in arr.tolist():
+    parts = p.split("/")
+    if p.startswith("/") or any(s in ("", ".", "..") for s in parts):
+      raise DataError(f"{where}: path {p!r} is not a plain relative path like 'cat/0001.png'")
+  counts = collections.Counter(arr.tolist())
+  if len(counts) != n:
+    dup = next(p for p, c in counts.items() if c > 1)
+    raise DataError(f"{where}: path {dup!r} names more than one image")
+  return arr
+
+
 def make_dataset(x: np.ndarray,
                  y: np.ndarray,
                  class_names: Sequence[str] | None,
                  where: str,
-                 index: np.ndarray | None = None) -> Dataset:
+                 index: np.ndarray | None = None,
+                 paths: Sequence[str] | np.ndarray | None = None) -> Dataset:
   """Builds a validated :class:`Dataset`.
 
   Args:
@@ -112,6 +148,7 @@ def make_dataset(x: np.ndarray,
     class_names: one name per class, or None for ``str(i)`` names.
     where: file or spec named in error messages.
     index: optional source positions (1-D integers, one per image).
+    paths: optional source files, one per image (see :func:`as_paths`).
 
   Returns:
     The dataset.
@@ -130,4 +167,6 @@ def make_dataset(x: np.ndarray,
     if index.shape != (len(x),) or not np.issubdtype(index.dtype, np.integer):
       raise DataError(f"{where}: index must be {len(x)} integers, got {index.dtype} {index.shape}")
     index = index.astype(np.int64)
-  return Dataset(x=x, y=y, class_names=class_names, index=index)
+  if paths is not None:
+    paths = as_paths(paths, len(x), where)
+  return Dataset(x=x, y=y, class_names=class_names, index=index, paths=paths)

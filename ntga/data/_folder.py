@@ -19,6 +19,17 @@ are decoded with Pillow. Greyscale ("1", "L", "LA") images stay one channel;
 if any image of the split is in colour (RGB, RGBA, P, CMYK, ...) every image
 becomes RGB, greyscale ones by repeating their channel (as Pillow's "L" to
 "RGB" conversion does). All images must share one size.
+
+Transparency: an alpha channel (RGBA, LA, PA, or a palette image with a
+transparent colour) that is fully opaque carries nothing and is dropped. An
+image with any pixel less than fully opaque is an error: ntga does not guess
+the background it would be seen on, so flatten such images first (for
+example ``Image.alpha_composite`` onto a white or black background) or save
+them without alpha.
+
+Each image keeps its name: :attr:`Dataset.paths` holds its path relative to
+the split's class folders (``"automobile/0000.png"``), which ``ntga poison
+--png`` mirrors and ``train.npz`` stores.
 """
 
 from __future__ import annotations
@@ -40,6 +51,7 @@ IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 SPLIT_NAMES = frozenset({"train", "test", "val", "valid", "validation"})
 _GREY_MODES = ("1", "L", "LA", "La")
+_ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 _UNSUPPORTED_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 _PROGRESS_MIN_IMAGES = 5000
 
@@ -135,8 +147,11 @@ def tar_tree(path: str, files: dict[str, bytes], dirs: set[str]) -> ImageTree:
   return ImageTree(images, dirs, files.__getitem__, lambda rel: f"{path}:{rel}")
 
 
-def _class_root(tree: ImageTree, split: str, where: str) -> str:
-  """The relative folder whose sub-folders are the classes of ``split``."""
+def _class_root(tree: ImageTree, split: str, where: str, require_split: bool = False) -> str:
+  """The relative folder whose sub-folders are the classes of ``split``.
+
+  With ``require_split`` a one-split tree (``<class>/<image>``) is an error.
+  """
   if not tree.images:
     raise DataError(f"{where}: no .png/.jpg/.jpeg images found")
   prefix = ""
@@ -145,6 +160,9 @@ def _class_root(tree: ImageTree, split: str, where: str) -> str:
     depths = {len(p) for p in paths}
     tops = {p[0] for p in paths}
     if depths == {2}:
+      if require_split:
+        raise DataError(f"{where}: one split of <class>/<image> folders, not a separate "
+                        f"{split!r} split")
       return prefix
     if depths == {3} and tops & (SPLIT_NAMES | {split}):
       if split not in tops:
@@ -162,6 +180,21 @@ def _class_root(tree: ImageTree, split: str, where: str) -> str:
                     f"<class>/<image> or <split>/<class>/<image>")
 
 
+def _check_opaque(im, where: str) -> None:
+  """Raises DataError if a Pillow image has any pixel less than fully opaque.
+
+  Images without an alpha channel (and palette images without a transparent
+  colour) pass at once; for the others the alpha channel is read.
+  """
+  if im.mode not in _ALPHA_MODES and "transparency" not in im.info:
+    return
+  rgba = im.convert("LA" if im.mode in _GREY_MODES else "RGBA")
+  low = rgba.getchannel("A").getextrema()[0]
+  if low < 255:
+    raise DataError(f"{where}: image has transparent pixels (mode {im.mode}, alpha down to "
+                    f"{low}); flatten it onto a background or save it without alpha")
+
+
 def _decode(raw: bytes, where: str) -> np.ndarray:
   """Decodes one image to uint8 (H, W) greyscale or (H, W, 3) colour."""
   # Pillow is only needed for image folders; import it here to keep
@@ -172,6 +205,7 @@ def _decode(raw: bytes, where: str) -> np.ndarray:
       if im.mode in _UNSUPPORTED_MODES:
         raise DataError(f"{where}: image mode {im.mode} (16-bit or float) is not supported; "
                         f"save 8-bit greyscale or RGB")
+      _check_opaque(im, where)
       target = "L" if im.mode in _GREY_MODES else "RGB"
       return np.asarray(im if im.mode == target else im.convert(target), dtype=np.uint8)
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
@@ -187,18 +221,21 @@ def _decode_all(tree: ImageTree, rels: list[str]) -> list[np.ndarray]:
   return [_decode(tree.read(rel), tree.where(rel)) for rel in bar]
 
 
-def load_tree_split(tree: ImageTree, split: str, where: str) -> Dataset:
+def load_tree_split(tree: ImageTree, split: str, where: str,
+                    require_split: bool = False) -> Dataset:
   """Loads one split of an image tree (see the module docstring).
 
   Args:
     tree: the listed directory or archive.
     split: split name, e.g. ``"train"``.
     where: the directory or archive, named in error messages.
+    require_split: refuse a one-split tree instead of returning it.
 
   Returns:
-    uint8 (N, H, W, 1 or 3) images, int64 labels, sorted class-folder names.
+    uint8 (N, H, W, 1 or 3) images, int64 labels, sorted class-folder names,
+    and each image's ``<class>/<file>`` path.
   """
-  root = _class_root(tree, split, where)
+  root = _class_root(tree, split, where, require_split)
   by_class: dict[str, list[str]] = {}
   for d in tree.dirs:
     if d.startswith(root) and "/" not in d[len(root):]:
@@ -225,15 +262,17 @@ def load_tree_split(tree: ImageTree, split: str, where: str) -> Dataset:
   x = np.empty((len(arrays), *size, 3 if colour else 1), np.uint8)
   for i, a in enumerate(arrays):
     x[i] = a if a.ndim == 3 else a[..., None]  # greyscale broadcasts to RGB
-  return make_dataset(x, np.asarray(labels, np.int64), class_names, where)
+  return make_dataset(x, np.asarray(labels, np.int64), class_names, where,
+                      paths=[rel[len(root):] for rel in rels])
 
 
-def load_folder_split(root: str, split: str) -> Dataset:
+def load_folder_split(root: str, split: str, require_split: bool = False) -> Dataset:
   """Loads ``split`` from an image folder on disk.
 
   Args:
     root: the folder (``ROOT`` with split folders, or one split's folder).
     split: the split to read.
+    require_split: refuse a one-split folder instead of returning it.
 
   Returns:
     The split, images in class-then-file-name order.
@@ -241,4 +280,4 @@ def load_folder_split(root: str, split: str) -> Dataset:
   Example:
     >>> ds = load_folder_split("photos", "test")  # doctest: +SKIP
   """
-  return load_tree_split(dir_tree(root), split, root)
+  return load_tree_split(dir_tree(root), split, root, require_split)

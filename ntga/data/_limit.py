@@ -68,10 +68,13 @@ def apply_limit(ds: Dataset, limit: int | None, seed: int) -> Dataset:
 
   Returns:
     The subset, rows sorted by source position, ``index`` composed with
-    ``ds.index`` so it still points into the source split.
+    ``ds.index`` so it still points into the source split, and ``paths`` (if
+    any) subset alike.
   """
   check_limit(limit)
   if limit is None or limit >= len(ds):
     return ds
   keep = np.sort(stratified_order(ds.y, seed)[:limit])
-  return Dataset(x=ds.x[keep], y=ds.y[keep], class_names=ds.class_names, index=ds.index[keep])
+  paths = None if ds.paths is None else ds.paths[keep]
+  return Dataset(x=ds.x[keep], y=ds.y[keep], class_names=ds.class_names, index=ds.index[keep],
+                 paths=paths)

@@ -25,7 +25,8 @@ def load(spec: str,
          *,
          limit: int | None = None,
          data_dir: str | None = None,
-         seed: int = 0) -> Dataset:
+         seed: int = 0,
+         require_split: bool = False) -> Dataset:
   """Loads one split of an image-classification dataset.
 
   Specs:
@@ -54,12 +55,17 @@ def load(spec: str,
       default); for relative path specs the directory they are relative to.
       Unused by ``digits``.
     seed: seed of the ``limit`` subset.
+    require_split: refuse a source that holds one split only (an ``.npz``
+      file, a flat image folder) instead of returning it for ``split``;
+      for callers that need the split to be a separate one (a test split
+      that is not the training data).
 
   Returns:
     The :class:`Dataset` (uint8 NHWC images, int64 labels).
 
   Raises:
-    DataError: unknown spec or split, unreadable or inconsistent files.
+    DataError: unknown spec or split, unreadable or inconsistent files, or
+      (with ``require_split``) a one-split source.
 
   Example:
     >>> ds = load("digits", "train", limit=20)
@@ -73,33 +79,65 @@ def load(spec: str,
     raise DataError(f"dataset spec must be a non-empty string, got {spec!r}")
   if not isinstance(split, str) or not split:
     raise DataError(f"{spec}: split must be a non-empty string, got {split!r}")
-  return apply_limit(_load_split(spec, split, data_dir), limit, seed)
+  return apply_limit(_load_split(spec, split, data_dir, require_split), limit, seed)
 
 
-def _load_split(spec: str, split: str, data_dir: str | None) -> Dataset:
-  if spec == "digits":
+def _spec_path(spec: str, data_dir: str | None) -> str:
+  """The file-system path a path spec names (``~`` expanded, under data_dir)."""
+  path = os.path.expanduser(spec)
+  if data_dir is not None and not os.path.isabs(path):
+    path = os.path.join(os.path.expanduser(data_dir), path)
+  return path
+
+
+def resolve_spec(spec: str | os.PathLike, data_dir: str | None = None) -> str:
+  """The spec as a record should keep it: a path spec made absolute.
+
+  ``digits`` and ``tfds:NAME`` are returned as they are; any other spec is
+  the path :func:`load` reads (``~`` expanded, relative ones joined to
+  ``data_dir``), made absolute with symbolic links resolved.
+
+  Args:
+    spec: a spec :func:`load` accepts.
+    data_dir: as for :func:`load`.
+
+  Returns:
+    The spec or its absolute path.
+
+  Example:
+    >>> resolve_spec("digits"), resolve_spec("/data/../data/cifar") == "/data/cifar"
+    ('digits', True)
+  """
+  spec = os.fspath(spec)
+  if spec in NAMED_SPECS or spec.startswith(TFDS_PREFIX):
+    return spec
+  return os.path.realpath(_spec_path(spec, data_dir))
+
+
+def _load_split(spec: str, split: str, data_dir: str | None, require_split: bool) -> Dataset:
+  if spec in NAMED_SPECS:
     return load_digits_split(split)
   if spec.startswith(TFDS_PREFIX):
     name = spec[len(TFDS_PREFIX):]
     if not name:
       raise DataError(f"{spec}: missing dataset name after 'tfds:'")
     return load_tfds_split(name, split, data_dir)
-  path = os.path.expanduser(spec)
-  if data_dir is not None and not os.path.isabs(path):
-    path = os.path.join(os.path.expanduser(data_dir), path)
+  path = _spec_path(spec, data_dir)
   if os.path.isdir(path):
-    return _load_dir(path, split)
+    return _load_dir(path, split, require_split)
   if os.path.isfile(path):
     if path.lower().endswith(".npz"):
+      if require_split:
+        raise DataError(f"{path}: an .npz file holds one split, not a separate {split!r} split")
       return load_npz_file(path)
     if is_tar_name(path):
-      return _load_tar(path, split)
+      return _load_tar(path, split, require_split)
     raise DataError(f"{path}: not a dataset file (expected .npz, .tar, .tar.gz or .tgz)")
   raise DataError(f"{spec}: unknown dataset: not one of {', '.join(NAMED_SPECS)}, "
                   f"not 'tfds:NAME', and no such file or directory")
 
 
-def _load_dir(path: str, split: str) -> Dataset:
+def _load_dir(path: str, split: str, require_split: bool) -> Dataset:
   if is_npz_dir(path):
     return load_npz_dir_split(path, split)
   if is_idx_dir(path):
@@ -108,10 +146,10 @@ def _load_dir(path: str, split: str) -> Dataset:
   if found is not None:
     root, kind = found
     return load_cifar_split(dir_reader(root), kind, split, root)
-  return load_folder_split(path, split)
+  return load_folder_split(path, split, require_split)
 
 
-def _load_tar(path: str, split: str) -> Dataset:
+def _load_tar(path: str, split: str, require_split: bool) -> Dataset:
   files, dirs = read_tar(
       path, keep=lambda n: is_image_name(n) or posixpath.basename(n) in CIFAR_FILE_NAMES)
   images = [n for n in files if is_image_name(n)]
@@ -124,4 +162,5 @@ def _load_tar(path: str, split: str) -> Dataset:
               else None)
       if kind:
         return load_cifar_split(lambda n, p=prefix: files.get(p + n), kind, split, f"{path}:{folder}")
-  return load_tree_split(tar_tree(path, {n: files[n] for n in images}, dirs), split, path)
+  return load_tree_split(tar_tree(path, {n: files[n] for n in images}, dirs), split, path,
+                         require_split)

@@ -1,4 +1,4 @@
-"""The project's own ``.npz`` datasets (``x``, ``y``, optional ``class_names``, ``index``).
+"""The project's own ``.npz`` datasets (``x``, ``y``, optional ``class_names``, ``index``, ``paths``).
 
 A ``.npz`` file is one split and is returned for whatever split is asked. A
 directory holding ``<split>.npz`` (a poisoning run's output folder, with
@@ -28,7 +28,9 @@ def load_npz_file(path: str) -> Dataset:
 
   ``x`` may be (N, H, W, C) or (N, H, W) with whole values in 0..255; ``y``
   must be 1-D integers. Without ``class_names`` classes are named
-  ``"0"..str(max(y))``; without ``index`` rows are numbered ``0..N-1``.
+  ``"0"..str(max(y))``; without ``index`` rows are numbered ``0..N-1``;
+  ``paths`` (optional) names each row's source file (see
+  :attr:`ntga.data.Dataset.paths`).
 
   Args:
     path: the file.
@@ -52,7 +54,8 @@ def load_npz_file(path: str) -> Dataset:
     if names.ndim != 1 or names.dtype.kind not in "US":
       raise DataError(f"{path}: class_names must be a 1-D string array, got {names.dtype} {names.shape}")
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in names.tolist()]
-  return make_dataset(arrays["x"], arrays["y"], names, path, index=arrays.get("index"))
+  return make_dataset(arrays["x"], arrays["y"], names, path, index=arrays.get("index"),
+                      paths=arrays.get("paths"))
 
 
 def load_npz_dir_split(root: str, split: str) -> Dataset:
