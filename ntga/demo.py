@@ -110,7 +110,7 @@ def main(out: str = "ntga-demo", seed: int = 0, overwrite: bool = False,
   config = NTGAConfig(surrogate="fnn", block_size=DEMO_BLOCK_SIZE)
   manifest, x_poisoned = pipeline.poison_dataset(attacks.get("ntga"), config,
                                                  train, seed=seed, out=folder)
-  manifest["input"] = {"spec": "digits", "split": "train", "limit": None}
+  manifest["input"] = pipeline.input_record(train, "digits")
   io.write_run(folder, x_poisoned, train.y, train.index, train.class_names,
                manifest)
   pipeline.remove_checkpoints(folder)

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ntga import cli
+from ntga import cli, data, io
 
 FAST = ["--set", "block_size=40", "--set", "target_size=60",
         "--set", "steps=2"]
@@ -358,6 +358,7 @@ def test_demo_writes_table_figure_and_run(tmp_path, capsys):
   assert Image.open(out / "demo.png").size[0] > 200
   manifest = json.loads((out / "manifest.json").read_text())
   assert manifest["attack"] == "ntga" and manifest["input"]["spec"] == "digits"
+  assert manifest["input"]["sha256_y"] == io.sha256_labels(data.load("digits").y)
 
 
 def test_ci_runs_the_readme_test_command():
