@@ -38,38 +38,157 @@ compares their clean test accuracy. With the default settings it runs in one to
 two minutes on a CPU (about 70 s on 2 cores); a GPU runtime is not needed."""
 
 INSTALL = """\
-# Install ntga. On Colab only: anywhere else this cell installs nothing
-# (install ntga yourself first, e.g. `pip install -e .` in the repository).
+# Install ntga, keeping the JAX this runtime already has (on Colab: its newer
+# JAX built for the runtime's CPU, GPU or TPU). Where ntga comes from, first
+# match wins:
+#   1. NTGA_WHEEL: a wheel built with `python -m build` (or that environment
+#      variable), e.g. one uploaded to Colab's files;
+#   2. NTGA_GIT_URL: a repository to install from (your fork or upstream);
+#   3. an ntga already installed in this kernel's Python, as it is;
+#   4. a wheel ntga-*.whl next to this notebook;
+#   5. the ntga checkout holding this notebook (or ./ntga after a git clone).
+# ntga goes in with --no-deps; of its dependencies, only missing ones or ones
+# older than ntga needs are installed, and installed jax/jaxlib (and their
+# GPU/TPU plugins) stay pinned as they are.
+NTGA_WHEEL = ""    # e.g. "/content/ntga-0.1.0-py3-none-any.whl"
+NTGA_GIT_URL = ""  # e.g. "https://github.com/<owner>/ntga"
+
+import importlib
+import importlib.metadata as metadata
 import importlib.util
+import os
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
-# Replace OWNER/ntga with the repository you want to install from (your fork
-# or the upstream project). It is used only on Colab when no local checkout
-# of ntga is found.
-NTGA_GIT_URL = "https://github.com/OWNER/ntga"
+try:
+  from packaging.requirements import Requirement
+  from packaging.version import Version
+except ImportError:  # pip always carries a copy
+  from pip._vendor.packaging.requirements import Requirement
+  from pip._vendor.packaging.version import Version
+
+# Kept exactly as installed while ntga's dependencies go in.
+JAX_PACKAGES = ("jax", "jaxlib", "jax-cuda12-plugin", "jax-cuda12-pjrt",
+                "jax-cuda13-plugin", "jax-cuda13-pjrt", "libtpu")
 
 
-def _local_checkout():
-  \"\"\"The ntga checkout containing the working directory, if any.\"\"\"
-  for folder in (Path.cwd(), *Path.cwd().parents):
-    if (folder / "setup.cfg").is_file() and (folder / "ntga").is_dir():
-      return folder
-  return None
+class InstallError(Exception):
+  \"\"\"Stops the notebook with its one-line message, no traceback.\"\"\"
+
+  def _render_traceback_(self):  # how IPython shows this exception
+    return [f"ntga install: {self}"]
 
 
-if "google.colab" in sys.modules:
-  checkout = _local_checkout()
-  target = ["-e", str(checkout)] if checkout else [f"ntga @ git+{NTGA_GIT_URL}"]
-  print("installing ntga from", target[-1])
-  subprocess.check_call([sys.executable, "-m", "pip", "install", "-q", *target])
-elif importlib.util.find_spec("ntga") is None:
-  print("ntga is not installed in this kernel's Python "
-        f"({sys.executable}): run `pip install -e .` in the ntga repository, "
-        "then restart the kernel.")
-else:
-  print("not on Colab: using the installed ntga")"""
+def _version(name):
+  try:
+    return metadata.version(name)
+  except metadata.PackageNotFoundError:
+    return None
+
+
+def _wheel_version(path):
+  return Version(path.name.split("-")[1])
+
+
+def find_source():
+  \"\"\"(pip target, description), or None to use the installed ntga.\"\"\"
+  wheel = NTGA_WHEEL or os.environ.get("NTGA_WHEEL", "")
+  if wheel:
+    if not Path(wheel).is_file():
+      raise InstallError(f"NTGA_WHEEL={wheel} is not a file")
+    return str(Path(wheel).resolve()), f"wheel {wheel}"
+  url = NTGA_GIT_URL or os.environ.get("NTGA_GIT_URL", "")
+  if url:
+    return f"ntga @ git+{url}", url
+  if importlib.util.find_spec("ntga") is not None:
+    return None
+  wheels = sorted(Path.cwd().glob("ntga-*.whl"), key=_wheel_version)
+  if wheels:
+    return str(wheels[-1]), f"wheel {wheels[-1].name} next to the notebook"
+  for folder in (Path.cwd(), *Path.cwd().parents, Path.cwd() / "ntga"):
+    cfg = folder / "setup.cfg"
+    if cfg.is_file() and "name = ntga" in cfg.read_text():
+      return str(folder), f"checkout {folder}"
+  raise InstallError(
+      "ntga not found: set NTGA_WHEEL (a built wheel) or NTGA_GIT_URL (its "
+      "repository) at the top of this cell, or open the notebook from an "
+      "ntga checkout")
+
+
+def _beyond(spec, have):
+  \"\"\"Whether version ``have`` lies above the upper bound ``spec``.\"\"\"
+  bound = Version(spec.version.removesuffix(".*"))
+  return Version(have) >= bound if spec.operator == "<" else Version(have) > bound
+
+
+def dependency_plan():
+  \"\"\"ntga's missing requirements, and installed versions newer than its range.\"\"\"
+  install, newer = [], []
+  for text in metadata.requires("ntga") or []:
+    req = Requirement(text)
+    if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+      continue  # an extra, e.g. test
+    have = _version(req.name)
+    if have is not None and req.specifier.contains(have, prereleases=True):
+      continue
+    caps = [s for s in req.specifier if s.operator in ("<", "<=", "==", "~=")]
+    if have is not None and caps and all(_beyond(s, have) for s in caps):
+      newer.append(f"{req.name} {have}")  # newer than ntga's range: keep it
+    else:
+      install.append(str(req))  # missing, or older than ntga needs
+  return install, newer
+
+
+def install_plan(missing):
+  \"\"\"(requirements to install, constraints): JAX stays unless it is too old.\"\"\"
+  reqs = [Requirement(m) for m in missing]
+  if not {r.name for r in reqs} & {"jax", "jaxlib"}:
+    # Keep the installed JAX and its GPU/TPU plugins exactly as they are.
+    return missing, [f"{n}=={v}" for n in JAX_PACKAGES if (v := _version(n))]
+  # This JAX is older than ntga needs (or absent): upgrade it together with
+  # the accelerator build the runtime uses.
+  extra = ("cuda12" if _version("jax-cuda12-plugin") else
+           "tpu" if _version("libtpu") else None)
+  for req in reqs:
+    if req.name == "jax" and extra:
+      req.extras = {extra}
+  return [str(r) for r in reqs], []
+
+
+def pip_install(*args, constraints=()):
+  with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
+    f.write("\\n".join(constraints) + "\\n")
+  done = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "-c",
+                         f.name, *args], capture_output=True, text=True)
+  os.unlink(f.name)
+  if done.returncode:
+    print(done.stderr[-3000:], file=sys.stderr)
+    raise InstallError(f"pip install {' '.join(args)} failed (its message is above)")
+
+
+source = find_source()
+if source is not None:
+  target, where = source
+  print(f"installing ntga from {where}")
+  pip_install("--no-deps", "--force-reinstall", target)
+  importlib.invalidate_caches()
+missing, newer = dependency_plan()
+if missing:
+  missing, pins = install_plan(missing)
+  print("installing ntga's missing dependencies:", ", ".join(missing))
+  pip_install(*missing, constraints=pins)
+  importlib.invalidate_caches()
+try:
+  import ntga
+except ImportError as e:
+  raise InstallError(f"ntga does not import: {e}") from None
+how = f"installed from {where}" if source else "already installed"
+print(f"ntga {_version('ntga')}, {how} ({Path(ntga.__file__).parent}); "
+      f"jax {_version('jax')}, jaxlib {_version('jaxlib')}")
+if newer:
+  print("kept, newer than ntga's tested range:", ", ".join(newer))"""
 
 PARAMS_MD = """\
 ## Settings
@@ -97,6 +216,7 @@ fixed, stratified 75/25 train/test split."""
 
 LOAD = """\
 import time
+import warnings
 from pathlib import Path
 
 import jax
@@ -105,6 +225,9 @@ from IPython.display import Image, display
 
 from ntga import data
 
+# Without ipywidgets, tqdm's notebook progress bars warn "IProgress not found"
+# and fall back to text bars, which serve as well here: no warning.
+warnings.filterwarnings("ignore", message="IProgress not found")
 out = Path(OUT)
 out.mkdir(parents=True, exist_ok=True)
 key = jax.random.key(SEED)
