@@ -6,7 +6,8 @@ subset of the CIFAR-10 training split (JPEG copy) is poisoned by each attack
 class-wise, cuda and ops (paper defaults), em sample-wise and class-wise and
 rem with their CPU presets (``ntga.attacks.em.EMConfig.cpu``,
 ``ntga.attacks.rem.REMConfig.cpu``: each paper's algorithm with less work per
-round and a width-16 source CNN). The ``cnn`` victim (its Adam recipe, random
+round and the ``fast`` victim's network as source model; the recorded em/rem
+rows predate that and used a width-16 GroupNorm source CNN). The ``cnn`` victim (its Adam recipe, random
 crop + flip for colour images, key 1) trains for 3 epochs on each set and on
 the clean one; clean test accuracy on the first 2,000 test images. The
 clean accuracies are far below converged values: compare the rows with each

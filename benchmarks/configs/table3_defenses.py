@@ -37,10 +37,11 @@ augmentation and bdr, but jpeg (45.22 vs 45.60 clean) and fast AT (36.53 vs
 36.07) remove it, and grayscale mostly does (36.12 vs 39.50), where APBench
 finds grayscale useless against OPS (19.88). ntga (fnn surrogate) costs 7
 points undefended (41.17) and 4-8 points under augmentation, jpeg, bdr and
-fast AT; grayscale removes it here (38.80 vs 39.50). em and rem with their
-CPU presets cost at most ~6 points in any column: their published strength
-(APBench 20.78 / 17.47 under standard training) needs their papers' source
-models and budgets (a GPU). APBench trains ResNet-18 to convergence on true
+fast AT; grayscale removes it here (38.80 vs 39.50). The em and rem rows
+were measured with the earlier CPU presets (a width-16 GroupNorm source CNN),
+which cost at most ~6 points in any column; their records were removed when
+the presets became the authors' definitions with a BatchNorm source model
+(issue 14), and the rows wait for a rerun (``--cells 'em / *'``). APBench trains ResNet-18 to convergence on true
 CIFAR-10, so only the direction of a defense's effect is comparable.
 
   python -m benchmarks.run table3_defenses [--cells 'ntga / *']
