@@ -178,16 +178,16 @@ def test_block_kernel_in_slabs_equals_whole(key, n, chunk):
   kfn = cnn_ntk_fn(w_var=1.76, b_var=0.18)
   whole = lambda a: kfn(a, a)
   tiled = lambda a: pgd.block_kernel(kfn, a, chunk=chunk)
-  # Diagonal entries sit at correlation 1, where arccos turns float32
-  # rounding (different in a slab) into ~1e-4 relative differences.
-  np.testing.assert_allclose(tiled(x), whole(x), rtol=5e-4)
+  # Diagonal entries sit at correlation 1, where arccos's infinite slope
+  # turned float32 rounding (different in a slab) into ~1e-4 relative
+  # differences (3.3e-4 in the gradient on an AMD EPYC); the kernel now sets
+  # an image's correlation with itself to exactly 1 (seen since: 3e-7).
+  np.testing.assert_allclose(tiled(x), whole(x), rtol=1e-4)
   w = jax.random.normal(jax.random.fold_in(key, 1), (n, n))
   g_whole = jax.grad(lambda a: (whole(a) * w).sum())(x)
   g_tiled = jax.grad(lambda a: (tiled(a) * w).sum())(x)
-  # The same correlation-1 rounding reaches the gradient (seen: 3e-4 relative
-  # on one element of 448, 1.3e-5 of the largest entry).
-  np.testing.assert_allclose(g_tiled, g_whole, rtol=5e-4,
-                             atol=5e-5 * float(np.abs(g_whole).max()))
+  np.testing.assert_allclose(g_tiled, g_whole, rtol=1e-4,
+                             atol=1e-5 * float(np.abs(g_whole).max()))
 
 
 def test_cnn_block_kernel_is_the_same_under_vmap(key):
@@ -215,3 +215,19 @@ def test_non_finite_gradient_raises_instead_of_writing(digits, monkeypatch):
   train, _ = digits
   with pytest.raises(FloatingPointError, match="non-finite"):
     pgd.poison(jax.random.key(0), train.x[:100], train.y[:100], cfg, TEN)
+
+
+def test_predictor_setting(digits):
+  """predictor=chebyshev poisons like the eigh oracle; bad names are rejected."""
+  with pytest.raises(ConfigError, match="predictor must be one of"):
+    pgd.NTGAConfig(predictor="lanczos")
+  train, _ = digits
+  x, y = train.x[:80], train.y[:80]
+  cfg = dataclasses.replace(SMALL, block_size=40, target_size=40, steps=2)
+  exact = pgd.poison(jax.random.key(2), x, y, dataclasses.replace(
+      cfg, predictor="eigh"), TEN)
+  series = pgd.poison(jax.random.key(2), x, y, dataclasses.replace(
+      cfg, predictor="chebyshev"), TEN)
+  # Signed steps: only pixels whose gradient is ~0 may move differently.
+  assert np.mean(exact == series) > 0.99
+  assert (series != x).mean() > 0.3
