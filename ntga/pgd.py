@@ -54,13 +54,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntga import data, io, predict, surrogates
+from ntga import data, defense_aware, io, predict, surrogates
 from ntga.bounds import quantize  # noqa: F401  (public: pgd.quantize)
 from ntga.errors import ConfigError, DataError, OutputError
 from ntga.protocol import AttackConfig, RunContext, default_eps
 
 # Sub-key streams: fold_in(key, stream) then fold_in(., id).
 _STREAM_TARGET, _STREAM_BLOCKS, _STREAM_PGD = 1, 2, 3
+# ... and of a block's key: the defense-aware transformations, per PGD step.
+_STREAM_DEFENSE = 1
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -93,6 +95,12 @@ class NTGAConfig(AttackConfig):
       ``"mse"``.
     norm: threat model, ``"linf"`` (paper) or ``"l2"``.
     random_start: start PGD from a uniform random point of the eps-ball.
+    defense_aware: comma-separated names of ``ntga.defense_aware.NAMES``
+      (``grayscale``, ``jpeg``, ``augment``; not in the paper): the block's
+      perturbed images pass through differentiable stand-ins of these victim
+      defenses before the kernel, so the GP models a network trained on the
+      defended poisoned data (JPEG quality 10, crop pad 2 px + flip; one
+      random crop/flip per image per PGD step). ``""``: plain NTGA.
     diag_reg: relative diagonal regulariser of K_nn (paper: 1e-4).
     predictor: how the GP applies phi(K_nn) to the block's labels
       (``ntga.predict.PREDICTORS``): ``"eigh"`` (exact, O(B^3)),
@@ -114,6 +122,7 @@ class NTGAConfig(AttackConfig):
   loss: str = "ce"
   norm: str = "linf"
   random_start: bool = False
+  defense_aware: str = ""
   diag_reg: float = 1e-4
   predictor: str = "auto"
 
@@ -138,6 +147,7 @@ class NTGAConfig(AttackConfig):
       raise ConfigError(f"block_size must be >= 2, got {self.block_size}")
     if self.step_size is not None and not self.step_size > 0:
       raise ConfigError(f"step_size must be > 0, got {self.step_size}")
+    defense_aware.parse_names(self.defense_aware)  # ConfigError if unknown
     if not self.diag_reg >= 0:
       raise ConfigError(f"diag_reg must be >= 0, got {self.diag_reg}")
     if self.predictor not in predict.PREDICTORS:
@@ -326,12 +336,18 @@ def attack_block(key: jax.Array, x0: jax.Array, y_block: jax.Array,
                                kernel_fn=kernel_fn, t=config.t,
                                diag_reg=config.diag_reg, loss=config.loss,
                                predictor=config.predictor)
-  grad_fn = jax.grad(loss_fn)
+  names = defense_aware.parse_names(config.defense_aware)
+  if names:
+    defended, _ = defense_aware.transforms(names)
+    grad_fn = lambda x, k: jax.grad(lambda x: loss_fn(defended(k, x)))(x)  # noqa: E731
+  else:
+    grad_fn = lambda x, k: jax.grad(loss_fn)(x)  # noqa: E731
   eps, step, norm = config.eps, config.step_size, config.norm
   x = _random_start(key, x0, eps, norm) if config.random_start else x0
+  defense_key = jax.random.fold_in(key, _STREAM_DEFENSE)
 
-  def body(_, x):
-    g = grad_fn(x)
+  def body(i, x):
+    g = grad_fn(x, jax.random.fold_in(defense_key, i))
     if norm == "linf":
       x = x + step * jnp.sign(g)
     else:

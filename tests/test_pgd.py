@@ -231,3 +231,20 @@ def test_predictor_setting(digits):
   # Signed steps: only pixels whose gradient is ~0 may move differently.
   assert np.mean(exact == series) > 0.99
   assert (series != x).mean() > 0.3
+
+
+def test_defense_aware_ntga_keeps_the_bound_and_differs_from_plain():
+  """Defense-aware NTGA (issue 15) stays within eps after rounding to uint8."""
+  rng = np.random.default_rng(0)
+  x = rng.integers(0, 256, (48, 8, 8, 3), dtype=np.uint8)
+  y = np.repeat(np.arange(3), 16)
+  base = dict(surrogate="fnn", eps=8 / 255, t=64.0, block_size=24,
+              target_size=24, steps=3)
+  plain = pgd.poison(jax.random.key(0), x, y, pgd.NTGAConfig(**base))
+  aware = pgd.poison(jax.random.key(0), x, y,
+                     pgd.NTGAConfig(**base, defense_aware="grayscale,jpeg,augment"))
+  assert aware.dtype == np.uint8 and aware.shape == x.shape
+  assert np.abs(aware.astype(int) - x.astype(int)).max() <= 8
+  assert (aware != x).mean() > 0.5 and (aware != plain).mean() > 0.1
+  with pytest.raises(ConfigError, match="unknown"):
+    pgd.NTGAConfig(defense_aware="blur")
