@@ -260,10 +260,22 @@ def _rss_mib(pid: int) -> tuple[float, float] | None:
   return kib("VmRSS") / 1024, kib("VmHWM") / 1024
 
 
-def _run_child(point: dict[str, Any], timeout_s: float, max_rss_mib: float
-               ) -> dict[str, Any]:
-  """Runs :func:`measure_point` in a fresh process under a time/memory cap."""
-  cmd = [sys.executable, "-c", _CHILD, "--point", json.dumps(point)]
+def run_child(child: str, point: dict[str, Any], timeout_s: float,
+              max_rss_mib: float) -> dict[str, Any]:
+  """Measures one point in a fresh process under a time/memory cap.
+
+  Args:
+    child: Python source run with ``-c`` and ``--point JSON`` (a kind's
+      ``main``, which prints the point's result as a last JSON line).
+    point: the point's settings.
+    timeout_s: wall-clock cap.
+    max_rss_mib: resident-memory cap (polled from /proc).
+
+  Returns:
+    The child's JSON (``status`` defaults to ``ok``), or the cap, signal or
+    exit that stopped it with the tail of its stderr.
+  """
+  cmd = [sys.executable, "-c", child, "--point", json.dumps(point)]
   with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=REPO)
@@ -352,7 +364,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                "repeats": config["repeats"], "budget_s": config["point_budget_s"],
                "max_rss_mib": config["max_rss_gib"] * 1024}
       load = os.getloadavg()[0]
-      res = _run_child(point, config["point_timeout_s"], point["max_rss_mib"])
+      res = run_child(_CHILD, point, config["point_timeout_s"],
+                      point["max_rss_mib"])
       points.append({"surrogate": surrogate, "block": block,
                      "targets": point["targets"], "loadavg_1m": load, **res})
   after = matmul_rate(config["matmul_n"], config["matmul_repeats"])

@@ -36,9 +36,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -52,8 +50,6 @@ from ntga.errors import ConfigError
 
 KIND = "ntga_predictor_sweep"
 GROUP = "speed"
-REPO = Path(__file__).resolve().parents[2]
-_POLL_S = 0.05
 _CHILD = ("import sys; from benchmarks.kinds.ntga_predictor_sweep import main; "
           "sys.exit(main())")
 _KEYS = ("data", "blocks", "targets", "predictors", "target_chunk", "t",
@@ -127,46 +123,6 @@ def measure_point(point: dict[str, Any]) -> dict[str, Any]:
 # The parent: one child process per point.
 
 
-def _run_child(point: dict[str, Any], timeout_s: float, max_rss_mib: float
-               ) -> dict[str, Any]:
-  """Runs :func:`measure_point` in a fresh process under a time/memory cap."""
-  cmd = [sys.executable, "-c", _CHILD, "--point", json.dumps(point)]
-  with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=out, stderr=err, cwd=REPO)
-    status, seen_peak = None, 0.0
-    try:
-      while proc.poll() is None:
-        rss = block_sweep._rss_mib(proc.pid)  # pylint: disable=protected-access
-        if rss is not None:
-          seen_peak = max(seen_peak, *rss)
-        if seen_peak > max_rss_mib:
-          status = "rss_cap_exceeded"
-        elif time.perf_counter() - start > timeout_s:
-          status = "timeout"
-        if status:
-          break
-        time.sleep(_POLL_S)
-    finally:
-      if proc.poll() is None:
-        proc.kill()
-        proc.wait()
-    wall = time.perf_counter() - start
-    out.seek(0)
-    err.seek(0)
-    stdout, stderr = out.read(), err.read()
-  if status is None and proc.returncode == 0:
-    return {"point_wall_s": wall,
-            **json.loads(stdout.strip().splitlines()[-1])}
-  if status is None:
-    code = proc.returncode
-    status = (f"killed by {signal.Signals(-code).name}" if code < 0
-              else f"failed (exit {code})")
-  return {"status": status, "point_wall_s": wall,
-          "peak_rss_mib": seen_peak or None,
-          "error_tail": stderr.strip().splitlines()[-3:]}
-
-
 def _check(config: dict[str, Any]) -> None:
   missing = [k for k in _KEYS if k not in config]
   if missing:
@@ -233,7 +189,8 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
                    "budget_s": config["point_budget_s"],
                    "max_rss_mib": cap_mib, "grad_path": str(path)}
           load = os.getloadavg()[0]
-          res = _run_child(point, config["point_timeout_s"], cap_mib)
+          res = block_sweep.run_child(_CHILD, point, config["point_timeout_s"],
+                                      cap_mib)
           if res["status"] == "ok":
             grads[predictor] = np.load(path)
             path.unlink()
