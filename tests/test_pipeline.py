@@ -104,7 +104,7 @@ def test_build_config():
   assert pipeline.build_config(ntga, {"steps": 3}, eps=0.2) == ntga.config_cls(
       steps=3, eps=0.2)
   with pytest.raises(ConfigError, match="unknown settings 'a', 'b' for attack "
-                     "'ntga'; known: block_size, diag_reg"):
+                     "'ntga'; known: block_size, defense_aware, diag_reg"):
     pipeline.build_config(ntga, {"b": 1, "a": 2, "steps": 3})
   with pytest.raises(ConfigError, match="'cuda' has no eps bound"):
     pipeline.build_config(attacks.get("cuda"), {}, eps=0.1)
