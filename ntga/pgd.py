@@ -20,9 +20,11 @@ on purpose:
 * One GP solve per block per step (an eigh of K_nn, or for blocks of
   ``predict.CHEBYSHEV_FROM`` and more a Chebyshev series in K_nn that needs
   no eigh: ``NTGAConfig.predictor``); the target set streams through in
-  chunks (rematerialised in the backward pass) to bound memory: a step of a
-  block of 8,192 MNIST images against 10,000 targets plans 0.85 GiB (fnn,
-  Chebyshev) besides its inputs.
+  chunks, and every kernel is computed in tiles of at most ``COLUMN_TILE``
+  block images (each rematerialised in the backward pass), so memory is
+  bounded whatever the block size: a step of a block of 8,192 MNIST images
+  plans 0.85 GiB against 10,000 targets (fnn) and 1.8 GiB against 1,000
+  (cnn, 10 GiB untiled at 4,096), besides its inputs (Chebyshev predictor).
 * float32 throughout with a stable matrix-function gradient (no NaN on
   repeated eigenvalues), where the reference code needed float64.
 
@@ -232,33 +234,89 @@ def make_target(key: jax.Array, y: np.ndarray, size: int) -> np.ndarray:
 # The jit-compiled per-block attack.
 
 
+# Columns of a kernel tile: K_nn slabs and K_mn chunks are computed this many
+# block images at a time, so that the intermediates of one kernel call (the
+# cnn surrogate keeps one entry per pixel per image pair) stay the size of a
+# (rows x COLUMN_TILE) tile whatever the block size; blocks up to this size are
+# computed in one piece as before.
+COLUMN_TILE = 512
+
+
 def slab_shape(n: int, chunk: int) -> tuple[int, int]:
   """(number of slabs, rows per slab) that :func:`block_kernel` uses."""
   n_slabs = math.ceil(n / chunk)
   return n_slabs, math.ceil(n / n_slabs)
 
 
-def block_kernel(kernel_fn: Callable, x: jax.Array, *, chunk: int
-                 ) -> jax.Array:
-  """K(x, x) computed ``chunk`` rows at a time.
+def _pieces(x: jax.Array, size: int) -> jax.Array:
+  """``x`` padded with copies of its first rows and cut into equal pieces.
 
-  Each slab of rows is rematerialised in the backward pass, so peak memory
-  follows chunk x n instead of n x n intermediates (the cnn surrogate's hold
-  one entry per pixel). Rows are padded with copies to whole slabs and the
-  padding is dropped; the values are those of ``kernel_fn(x, x)``.
+  Returns an array of shape ``(pieces, rows) + x.shape[1:]`` with
+  ``(pieces, rows) = slab_shape(len(x), size)``.
+  """
+  n_pieces, rows = slab_shape(x.shape[0], size)
+  padded = jnp.concatenate([x, x[:n_pieces * rows - x.shape[0]]])
+  return padded.reshape((n_pieces, rows) + x.shape[1:])
+
+
+def tiled_kernel(kernel_fn: Callable, a: jax.Array, b: jax.Array, *,
+                 columns: int = COLUMN_TILE) -> jax.Array:
+  """K(a, b) computed ``columns`` images of ``b`` at a time.
+
+  Each tile is rematerialised in the backward pass, so peak memory follows
+  len(a) x columns instead of len(a) x len(b) intermediates. Values are those
+  of ``kernel_fn(a, b)``.
+
+  Args:
+    kernel_fn: the surrogate's NTK function.
+    a: (n1, ...) images (rows of the result).
+    b: (n2, ...) images (columns), cut into tiles of at most ``columns``.
+    columns: the most columns one kernel call computes.
+
+  Returns:
+    The (n1, n2) kernel.
+
+  Example:
+    >>> k = tiled_kernel(surrogates.get("cnn", 10), x_targets, x_block)
+  """
+  n = b.shape[0]
+  if n <= columns:
+    return kernel_fn(a, b)
+  tiles = _pieces(b, columns)
+  k = jax.lax.map(jax.checkpoint(lambda tile: kernel_fn(a, tile)), tiles)
+  return jnp.moveaxis(k, 0, 1).reshape(a.shape[0], -1)[:, :n]
+
+
+def block_kernel(kernel_fn: Callable, x: jax.Array, *, chunk: int,
+                 columns: int = COLUMN_TILE) -> jax.Array:
+  """K(x, x) computed in tiles of ``chunk`` rows by ``columns`` columns.
+
+  Each tile is rematerialised in the backward pass, so peak memory follows
+  chunk x columns instead of n x n intermediates (the cnn surrogate's hold
+  one entry per pixel), and the only n x n array is the kernel itself. Rows
+  and columns are padded with copies to whole tiles and the padding is
+  dropped; the values are those of ``kernel_fn(x, x)``.
+
+  Args:
+    kernel_fn: the surrogate's NTK function.
+    x: (n, ...) images of a block.
+    chunk: the most rows one slab holds.
+    columns: the most columns one kernel call computes.
+
+  Returns:
+    The (n, n) kernel.
   """
   n = x.shape[0]
-  n_slabs, rows = slab_shape(n, chunk)
-  if n_slabs == 1:
-    return kernel_fn(x, x)
-  padded = jnp.concatenate([x, x[:n_slabs * rows - n]])
-  slabs = padded.reshape((n_slabs, rows) + x.shape[1:])
-  k = jax.lax.map(jax.checkpoint(lambda r: kernel_fn(r, x)), slabs)
-  return k.reshape(n_slabs * rows, n)[:n]
+  if slab_shape(n, chunk)[0] == 1:
+    return tiled_kernel(kernel_fn, x, x, columns=columns)
+  slabs = _pieces(x, chunk)
+  k = jax.lax.map(jax.checkpoint(
+      lambda r: tiled_kernel(kernel_fn, r, x, columns=columns)), slabs)
+  return k.reshape(-1, n)[:n]
 
 
 def _gp_loss(x_block, y_block, mask, tx, ty, tw, *, kernel_fn, t, diag_reg,
-             loss, predictor="auto"):
+             loss, predictor="auto", columns=COLUMN_TILE):
   """Mean loss of the GP trained on one block, over the weighted target set.
 
   Args:
@@ -268,15 +326,17 @@ def _gp_loss(x_block, y_block, mask, tx, ty, tw, *, kernel_fn, t, diag_reg,
     tx, ty, tw: target images, one-hot labels and weights, laid out as
       (n_chunks, chunk, ...).
     predictor: ``ntga.predict.PREDICTORS`` name.
+    columns: the most block images one kernel call pairs with (see
+      :func:`tiled_kernel`).
   """
-  k_nn = block_kernel(kernel_fn, x_block, chunk=tx.shape[1])
+  k_nn = block_kernel(kernel_fn, x_block, chunk=tx.shape[1], columns=columns)
   alpha = predict.gp_weights(k_nn, y_block, t, diag_reg, mask,
                              predictor=predictor)
 
   @jax.checkpoint
   def chunk_loss(total, chunk):
     cx, cy, cw = chunk
-    logits = kernel_fn(cx, x_block) @ alpha
+    logits = tiled_kernel(kernel_fn, cx, x_block, columns=columns) @ alpha
     if loss == "ce":
       per = -jnp.sum(cy * jax.nn.log_softmax(logits), axis=-1)
     else:

@@ -468,9 +468,11 @@ def test_block_sweep_point_in_process_and_its_memory_plan():
   assert "status" not in m and m["n_chunks"] == 2
   # K_nn in 2 slabs of 16 rows (pgd.block_kernel with chunk 20).
   assert (m["n_slabs"], m["slab_rows"]) == (2, 16)
+  # The block fits one column tile (pgd.COLUMN_TILE).
+  assert (m["n_column_tiles"], m["tile_columns"]) == (1, 32)
   assert 1 <= len(m["seconds_per_step_all"]) <= 2 and m["seconds_per_step"] > 0
-  assert m["flops_per_step"] == (2 * m["flops_k_nn_slab"]
-                                 + 2 * m["flops_k_mn_chunk"]) > 0
+  assert m["flops_per_step"] == m["n_column_tiles"] * (
+      2 * m["flops_k_nn_slab"] + 2 * m["flops_k_mn_chunk"]) > 0
   assert m["achieved_gflops"] == pytest.approx(
       m["flops_per_step"] / m["kernel_seconds_per_step"] / 1e9)
   # A plan over the cap: counted and compiled, never run.

@@ -3,6 +3,7 @@
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -169,15 +170,17 @@ def test_sharded_equals_unsharded(digits):
   np.testing.assert_array_equal(one, four)
 
 
-@pytest.mark.parametrize("n, chunk", [(7, 3), (6, 2), (5, 9)])
-def test_block_kernel_in_slabs_equals_whole(key, n, chunk):
-  """K_nn built chunk rows at a time (padded slabs) has the same values and
-  gradient as the whole kernel."""
+@pytest.mark.parametrize("n, chunk, columns",
+                         [(7, 3, 512), (6, 2, 512), (5, 9, 512), (7, 3, 2),
+                          (7, 9, 3)])
+def test_block_kernel_in_slabs_equals_whole(key, n, chunk, columns):
+  """K_nn built in tiles of chunk rows by columns columns (padded) has the
+  same values and gradient as the whole kernel."""
   from ntga._cnn_kernel import cnn_ntk_fn  # pylint: disable=g-import-not-at-top
   x = jax.random.uniform(key, (n, 8, 8, 1))
   kfn = cnn_ntk_fn(w_var=1.76, b_var=0.18)
   whole = lambda a: kfn(a, a)
-  tiled = lambda a: pgd.block_kernel(kfn, a, chunk=chunk)
+  tiled = lambda a: pgd.block_kernel(kfn, a, chunk=chunk, columns=columns)
   # Diagonal entries sit at correlation 1, where arccos's infinite slope
   # turned float32 rounding (different in a slab) into ~1e-4 relative
   # differences (3.3e-4 in the gradient on an AMD EPYC); the kernel now sets
@@ -188,6 +191,27 @@ def test_block_kernel_in_slabs_equals_whole(key, n, chunk):
   g_tiled = jax.grad(lambda a: (tiled(a) * w).sum())(x)
   np.testing.assert_allclose(g_tiled, g_whole, rtol=1e-4,
                              atol=1e-5 * float(np.abs(g_whole).max()))
+
+
+def test_gp_loss_in_column_tiles_equals_whole(key):
+  """The GP loss and its gradient do not depend on the column tile that
+  bounds the kernels' memory (K_nn and K_mn in tiles of 4 block images)."""
+  kfn = surrogates.get("cnn", 3)
+  k1, k2, k3 = jax.random.split(key, 3)
+  x = jax.random.uniform(k1, (10, 8, 8, 1))
+  y = jax.nn.one_hot(jnp.arange(10) % 3, 3)
+  mask = jnp.ones(10).at[-1].set(0.0)
+  tx = jax.random.uniform(k2, (2, 3, 8, 8, 1))
+  ty = jax.nn.one_hot(jax.random.randint(k3, (2, 3), 0, 3), 3)
+  tw = jnp.ones((2, 3))
+  loss = lambda a, columns: pgd._gp_loss(  # pylint: disable=protected-access
+      a, y, mask, tx, ty, tw, kernel_fn=kfn, t=64.0, diag_reg=1e-4,
+      loss="ce", predictor="eigh", columns=columns)
+  whole, g_whole = jax.value_and_grad(loss)(x, 512)
+  tiled, g_tiled = jax.value_and_grad(loss)(x, 4)
+  np.testing.assert_allclose(tiled, whole, rtol=1e-5)
+  np.testing.assert_allclose(g_tiled, g_whole, rtol=1e-3,
+                             atol=1e-4 * float(np.abs(g_whole).max()))
 
 
 def test_cnn_block_kernel_is_the_same_under_vmap(key):
@@ -203,7 +227,6 @@ def test_cnn_block_kernel_is_the_same_under_vmap(key):
 
 def test_non_finite_gradient_raises_instead_of_writing(digits, monkeypatch):
   """A NaN in the surrogate's gradient is an error, never a poisoned image."""
-  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   real = surrogates.get
 
   def nan_kernel(name, num_classes):

@@ -15,13 +15,16 @@ reports belongs to that point alone. The child process:
 3. counts the FLOPs of the step's *kernel computations* with XLA's own cost
    analysis. XLA counts the body of a loop once, whatever its trip count, and
    gives the LAPACK ``eigh`` custom call almost nothing, so the whole step's
-   count is unusable; instead two loop-free pieces are compiled and counted:
-   K_nn's forward + backward (once per step) and one target chunk's K_mn
-   forward + backward (``n_chunks`` times per step, as the rematerialised scan
-   runs it). The same two compiled pieces are timed, so ``achieved_gflops`` is
-   the FLOP rate of the kernel computations themselves, not diluted by the
-   eigendecomposition and the GP algebra; ``kernel_share`` says what part of
-   the step they take;
+   count is unusable; instead two loop-free pieces are compiled and counted,
+   in the tile shapes the step uses (:func:`ntga.pgd.block_kernel`, at most
+   ``pgd.COLUMN_TILE`` block images per kernel call): one tile of K_nn
+   (``slab_rows`` x ``tile_columns``) forward + backward (``n_slabs`` x
+   ``n_column_tiles`` per step) and one target chunk's K_mn tile forward +
+   backward (``n_chunks`` x ``n_column_tiles`` per step, as the
+   rematerialised scan runs it). The same two compiled pieces are timed, so
+   ``achieved_gflops`` is the FLOP rate of the kernel computations
+   themselves, not diluted by the GP solve (eigh or Chebyshev) and the GP
+   algebra; ``kernel_share`` says what part of the step they take;
 4. prints one JSON line with its peak RSS (``getrusage(RUSAGE_SELF)``) and
    the memory XLA planned for the step (arguments, outputs, temporaries). A
    point whose plan would pass ``max_rss_gib`` is not run (status
@@ -200,27 +203,33 @@ def measure_point(point: dict[str, Any]) -> dict[str, Any]:
   step = jax.jit(jax.grad(loss)).lower(xb).compile()
   compile_s = time.perf_counter() - start
 
-  # The kernel computations, as two loop-free pieces XLA can count: one slab
-  # of K_nn's rows forward + backward (the step builds K_nn in n_slabs such
-  # slabs, pgd.block_kernel), and one target chunk's K_mn forward +
-  # backward.
+  # The kernel computations, as two loop-free pieces XLA can count: one tile
+  # of K_nn (slab rows x column-tile columns) forward + backward (the step
+  # builds K_nn from n_slabs x n_tiles such tiles, pgd.block_kernel), and one
+  # target chunk's K_mn tile forward + backward (n_chunks x n_tiles of them,
+  # pgd.tiled_kernel).
   n_slabs, rows = pgd.slab_shape(block, chunk)
+  n_tiles, cols = pgd.slab_shape(block, pgd.COLUMN_TILE)
   keys = jax.random.split(jax.random.key(0))
-  ct_nn = jax.random.normal(keys[0], (rows, block), jnp.float32)
-  ct_mn = jax.random.normal(keys[1], (chunk, block), jnp.float32)
+  ct_nn = jax.random.normal(keys[0], (rows, cols), jnp.float32)
+  ct_mn = jax.random.normal(keys[1], (chunk, cols), jnp.float32)
   cx = tx[0]
-  nn = jax.jit(jax.grad(lambda x: jnp.vdot(kernel_fn(x[:rows], x), ct_nn))
-               ).lower(xb).compile()
-  mn = jax.jit(jax.grad(lambda x: jnp.vdot(kernel_fn(cx, x), ct_mn))
+  nn = jax.jit(jax.grad(lambda x: jnp.vdot(kernel_fn(x[:rows], x[:cols]),
+                                           ct_nn))).lower(xb).compile()
+  mn = jax.jit(jax.grad(lambda x: jnp.vdot(kernel_fn(cx, x[:cols]), ct_mn))
                ).lower(xb).compile()
   cost_nn, cost_mn = _xla_cost(nn), _xla_cost(mn)
   out = {
       "compile_seconds": compile_s,
-      "flops_per_step": n_slabs * cost_nn["flops"] + n_chunks * cost_mn["flops"],
-      "transcendentals_per_step": (n_slabs * cost_nn["transcendentals"]
-                                   + n_chunks * cost_mn["transcendentals"]),
+      "flops_per_step": n_tiles * (n_slabs * cost_nn["flops"]
+                                   + n_chunks * cost_mn["flops"]),
+      "transcendentals_per_step": n_tiles * (
+          n_slabs * cost_nn["transcendentals"]
+          + n_chunks * cost_mn["transcendentals"]),
       "flops_k_nn_slab": cost_nn["flops"], "flops_k_mn_chunk": cost_mn["flops"],
-      "n_slabs": n_slabs, "slab_rows": rows, "n_chunks": n_chunks, "xla_planned_mib": _planned_mib(step),
+      "n_slabs": n_slabs, "slab_rows": rows, "n_chunks": n_chunks,
+      "n_column_tiles": n_tiles, "tile_columns": cols,
+      "xla_planned_mib": _planned_mib(step),
       "baseline_rss_mib": baseline,
   }
   if baseline + out["xla_planned_mib"] > point["max_rss_mib"]:
@@ -232,8 +241,8 @@ def measure_point(point: dict[str, Any]) -> dict[str, Any]:
   nn_times = time_calls(lambda: nn(xb), repeats, budget)
   mn_times = time_calls(lambda: mn(xb), repeats, budget)
   seconds = statistics.median(step_times)
-  kernel_s = (n_slabs * statistics.median(nn_times)
-              + n_chunks * statistics.median(mn_times))
+  kernel_s = n_tiles * (n_slabs * statistics.median(nn_times)
+                       + n_chunks * statistics.median(mn_times))
   return {
       "seconds_per_step": seconds, "seconds_per_step_all": step_times, **out,
       "kernel_seconds_per_step": kernel_s,
