@@ -171,8 +171,7 @@ def test_sharded_equals_unsharded(digits):
 
 
 @pytest.mark.parametrize("n, chunk, columns",
-                         [(7, 3, 512), (6, 2, 512), (5, 9, 512), (7, 3, 2),
-                          (7, 9, 3)])
+                         [(7, 3, 512), (5, 9, 512), (7, 2, 3)])
 def test_block_kernel_in_slabs_equals_whole(key, n, chunk, columns):
   """K_nn built in tiles of chunk rows by columns columns (padded) has the
   same values and gradient as the whole kernel."""
