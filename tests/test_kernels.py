@@ -82,8 +82,9 @@ def test_cnn_surrogate_matches_monte_carlo(key):
   """The paper's CNN NTK vs. the mean empirical NTK of wide finite CNNs."""
   x = jax.random.uniform(jax.random.fold_in(key, 1), (3, 8, 8, 1))
   init_fn, apply_fn, kfn = surrogates.cnn_layers(num_classes=1, channels=192)
-  exact = np.asarray(kfn(x, x, "ntk"))
+  exact = np.asarray(jax.jit(lambda a: kfn(a, a, "ntk"))(x))
 
+  @jax.jit  # compiled once, reused for every sampled network
   def empirical_ntk(params):
     jac = jax.jacrev(lambda p: apply_fn(p, x)[:, 0])(params)
     leaves = [j.reshape(3, -1) for j in jax.tree.leaves(jac)]
@@ -98,8 +99,9 @@ def test_cnn_surrogate_matches_monte_carlo(key):
   assert rel.max() < 0.08, (mc, exact)
 
 
-def test_kernels_are_differentiable_and_jittable(images):
-  kfn = jax.jit(surrogates.get("cnn", 10))
+@pytest.mark.parametrize("name", ["cnn", "fnn"])
+def test_kernels_are_differentiable_and_jittable(images, name):
+  kfn = jax.jit(surrogates.get(name, 10))
   g = jax.grad(lambda a: kfn(a, images[:3]).sum())(images)
   assert g.shape == images.shape
   assert bool(jnp.all(jnp.isfinite(g))) and float(jnp.abs(g).max()) > 0
@@ -121,15 +123,21 @@ def test_fast_cnn_kernel_matches_neural_tangents(key, shape):
   x1 = jax.random.uniform(k1, (5,) + shape)
   x2 = jax.random.uniform(k2, (4,) + shape)
   _, _, nt_kfn = surrogates.cnn_layers(num_classes=10)
+  nt = lambda u, v: nt_kfn(u, v, "ntk")
   from ntga._cnn_kernel import cnn_ntk_fn  # pylint: disable=g-import-not-at-top
   fast = jax.jit(cnn_ntk_fn(w_var=1.76, b_var=0.18))
-  for a, b in ((x1, x2), (x1, x1)):
+  # Each case: the kernel's arguments given x1, and how NT's reference runs.
+  # NT's kernel op by op is slow, so off the diagonal it is jitted; through
+  # the diagonal it stays op by op, as there XLA's fusions change its float32
+  # rounding, which arccos amplifies (~1e-5 in value, ~2.5e-4 in gradient).
+  cases = [(lambda a: (a, x2), jax.jit), (lambda a: (a, a), lambda f: f)]
+  for args, run in cases:
     # 5e-4: on the diagonal (correlation 1) arccos amplifies float32 rounding.
-    np.testing.assert_allclose(fast(a, b), nt_kfn(a, b, "ntk"), rtol=5e-4)
+    np.testing.assert_allclose(fast(*args(x1)), run(nt)(*args(x1)), rtol=5e-4)
   # Gradients, including through the diagonal (correlation exactly 1).
-  for loss in (lambda f, a: f(a, x2).sum(), lambda f, a: f(a, a).sum()):
-    want = jax.grad(lambda a: loss(lambda u, v: nt_kfn(u, v, "ntk"), a))(x1)
-    got = jax.grad(lambda a: loss(fast, a))(x1)
+  for args, run in cases:
+    want = run(jax.grad(lambda a, args=args: nt(*args(a)).sum()))(x1)
+    got = jax.grad(lambda a, args=args: fast(*args(a)).sum())(x1)
     assert bool(jnp.all(jnp.isfinite(got)))
     np.testing.assert_allclose(got, want, atol=1e-4 * float(jnp.abs(want).max()))
 
@@ -180,3 +188,67 @@ def test_image_keys_match_exactly_equal_images_only(key):
   for other in (nudged, swapped):
     assert (np.asarray(image_keys(other))[2] != keys[2]).all()
   assert len({tuple(k) for k in keys}) == 5
+
+
+def _nt_fnn_kernel():
+  _, _, nt_kfn = surrogates.fnn_layers()
+  return lambda a, b: nt_kfn(a.reshape(len(a), -1), b.reshape(len(b), -1),
+                             "ntk")
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3)])
+def test_fast_fnn_kernel_matches_neural_tangents(key, shape):
+  """ntga._fnn_kernel vs NT's stax kernel: values and both arguments'
+  gradients. The batches share an image and each holds a zero image, so
+  identical-image pairs (correlation 2q / (1 + 2q)) are covered."""
+  k1, k2, k3 = jax.random.split(key, 3)
+  x1 = jax.random.uniform(k1, (5,) + shape).at[4].set(0.0)
+  x2 = jax.random.uniform(k2, (4,) + shape).at[0].set(x1[3]).at[1].set(0.0)
+  w = jax.random.normal(k3, (5, 4))
+
+  def value_and_grads(kfn):
+    loss = lambda u, v: (jnp.sum(kfn(u, v) * w), kfn(u, v))
+    return jax.jit(jax.value_and_grad(loss, (0, 1), has_aux=True))(x1, x2)
+
+  (_, want), want_g = value_and_grads(_nt_fnn_kernel())
+  (_, got), got_g = value_and_grads(surrogates.get("fnn", 10))
+  np.testing.assert_allclose(got, want, rtol=1e-5)
+  for g, h in zip(got_g, want_g):
+    assert bool(jnp.all(jnp.isfinite(g)))
+    np.testing.assert_allclose(g, h, atol=1e-4 * float(jnp.abs(h).max()))
+
+
+def test_fast_fnn_asin_is_accurate_to_float32():
+  from ntga._fnn_kernel import _asin  # pylint: disable=g-import-not-at-top
+  x = np.concatenate([np.linspace(-1, 1, 200001),
+                      np.geomspace(1e-6, 1, 2001)]).astype(np.float32)
+  want = np.arcsin(x.astype(np.float64))
+  got = np.asarray(jax.jit(_asin)(x), np.float64)
+  ulp = np.spacing(np.abs(want).astype(np.float32)).astype(np.float64)
+  assert np.max(np.abs(got - want) / ulp) < 4
+
+
+def test_fast_fnn_kernel_self_pairs_and_slabs(key):
+  """Self pairs stay finite (even for images of huge norm), and K(x, x) built
+  in slabs under lax.map + checkpoint (as NTGA does) equals it built whole,
+  value and gradient."""
+  from ntga import pgd  # pylint: disable=g-import-not-at-top
+  kfn = surrogates.get("fnn", 10)
+  x = jax.random.uniform(key, (10, 6, 6, 2)).at[4].set(0.0)
+  trace_and_k = lambda a: (jnp.trace(kfn(a, a)), kfn(a, a))
+  (_, k_big), g_big = jax.jit(jax.value_and_grad(trace_and_k, has_aux=True))(
+      x * 1e4)
+  assert bool(jnp.all(jnp.isfinite(k_big)))
+  assert bool(jnp.all(jnp.isfinite(g_big)))
+  w = jax.random.normal(jax.random.fold_in(key, 1), (10, 10))
+
+  def value_and_grad(k_of_x):
+    loss = lambda a: (jnp.sum(k_of_x(a) * w), k_of_x(a))
+    return jax.jit(jax.value_and_grad(loss, has_aux=True))(x)
+
+  (_, whole), g_whole = value_and_grad(lambda a: kfn(a, a))
+  (_, slabs), g_slabs = value_and_grad(
+      lambda a: pgd.block_kernel(kfn, a, chunk=3))
+  np.testing.assert_allclose(slabs, whole, rtol=2e-6)
+  np.testing.assert_allclose(g_slabs, g_whole,
+                             atol=2e-6 * float(jnp.abs(g_whole).max()))
