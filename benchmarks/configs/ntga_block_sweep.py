@@ -20,7 +20,8 @@ pieces (one K_nn slab and one K_mn chunk, forward + backward, each compiled
 and timed alone) by their timed seconds; "kernels' % of the step" is those
 pieces' seconds over the whole step's, above 100% where the fused step does
 the same kernel work faster than its pieces timed one by one.
-Smoke: digits, blocks 32 and 64, 100 targets in chunks of 50.
+Smoke: digits, one block of 64 (K_nn in two slabs), 100 targets in chunks
+of 50.
 
   python -m benchmarks.run ntga_block_sweep [--smoke]
 """
@@ -46,7 +47,7 @@ def get_config(smoke: bool = False) -> dict:
       "matmul_repeats": 5,
   }
   if smoke:
-    config.update(data="digits", blocks=[32, 64],
+    config.update(data="digits", blocks=[64],
                   targets={"fnn": 100, "cnn": 100}, target_chunk=50, repeats=1,
                   point_budget_s=5.0, point_timeout_s=120.0, max_rss_gib=4.0,
                   matmul_n=256, matmul_repeats=3)

@@ -12,7 +12,8 @@ cnn surrogate with 1,000 targets (as in tables 1 and 2) at blocks 256 ...
 12 GiB cap on its resident memory. Each predictor's gradient is compared
 with the eigh path's (cosine) wherever both ran; the Chebyshev rows say how
 many terms the series took on the clean block.
-Smoke: digits, fnn only, blocks 32 and 64, 100 targets in chunks of 50.
+Smoke: digits, fnn only, one block of 64 (K_nn in two slabs), 100 targets
+in chunks of 50.
 
   python -m benchmarks.run ntga_predictor_sweep [--smoke]
 """
@@ -37,7 +38,7 @@ def get_config(smoke: bool = False) -> dict:
       "max_rss_gib": 12.0,
   }
   if smoke:
-    config.update(data="digits", blocks={"fnn": [32, 64]},
+    config.update(data="digits", blocks={"fnn": [64]},
                   targets={"fnn": 100}, target_chunk=50, repeats=1,
                   point_budget_s=5.0, point_timeout_s=180.0, max_rss_gib=4.0)
   return config

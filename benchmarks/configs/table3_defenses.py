@@ -103,7 +103,7 @@ def get_config(smoke: bool = False) -> dict:
   if smoke:
     data = {"spec": "digits", "limit": 200, "test_limit": 100}
     epochs, seeds = 1, [0]
-    attacks = {k: attacks[k] for k in ("clean", "cuda", "ops")}
+    attacks = {k: attacks[k] for k in ("clean", "cuda")}
     defenses = {k: DEFENSES[k] for k in ("none", "jpeg")}
   cells = [{"row": row, "col": col, "data": data, "attack": attack,
             "victim": {"victim": "cnn", "epochs": epochs, **settings},

@@ -82,7 +82,7 @@ def get_config(smoke: bool = False) -> dict:
   victim = {"victim": "fast"}
   if smoke:
     data = {"spec": "digits", "limit": 200, "test_limit": 100}
-    attacks = {k: attacks[k] for k in ("clean", "ntga-1step", "cuda")}
+    attacks = {k: attacks[k] for k in ("clean", "ntga-1step")}
     defenses = {k: DEFENSES[k] for k in ("none", "grayscale")}
     victim = {"victim": "fast", "epochs": 1, "batch_size": 64}
   cells = [{"row": row, "col": col, "data": data, "attack": attack,

@@ -5,7 +5,7 @@ Kind: :mod:`benchmarks.kinds.victim_speed`. Full: 4,096 CIFAR-10 training images
 ``cnn`` with their recipes (batch 512 and 128); 3x3 convolution layers at the
 shapes of the ``fast`` victim's blocks and of airbench94's / ResNet-18's
 (batch 256); a 2,048 x 2,048 matmul before and after.
-Smoke: 64 digits images, the ``fast`` and ``cnn`` victims, one small layer.
+Smoke: 64 digits images, the ``fast`` victim, one small layer.
 
   python -m benchmarks.run victim_speed [--smoke]
 """
@@ -28,7 +28,6 @@ def get_config(smoke: bool = False) -> dict:
   }
   if smoke:
     config.update(data={"spec": "digits", "limit": 64, "test_limit": 32},
-                  victims=[{"victim": "fast", "batch_size": 32},
-                           {"victim": "cnn", "batch_size": 32}],
+                  victims=[{"victim": "fast", "batch_size": 32}],
                   layers=[[4, 8, 4, 8]], repeats=1, matmul_n=128)
   return config
