@@ -213,7 +213,8 @@ def _step(repeats, ours, ref, **kw):
 
 
 def _sweep():
-  c = configs.load("ntga_block_sweep", smoke=True)
+  # Two blocks per surrogate (the smoke config runs one), so lines have slopes.
+  c = {**configs.load("ntga_block_sweep", smoke=True), "blocks": [32, 64]}
   points = [{"surrogate": s, "block": b, "targets": c["targets"][s], "status": "ok",
              "seconds_per_step": 0.01 * b, "seconds_per_step_all": [0.01 * b],
              "peak_rss_mib": 0.5 * b + 300, "baseline_rss_mib": 300.0,
