@@ -171,6 +171,23 @@ def eval_step(params, rest, x, y, mask, *, spec: StepSpec):
   return jnp.sum(correct), jnp.sum(jnp.where(mask, ce, 0.0))
 
 
+@functools.lru_cache(maxsize=None)
+def _creator(victim: str, num_classes: int, shape: tuple[int, ...]):
+  """A compiled ``(key_init, key_dropout) -> model`` for one victim and shape.
+
+  One compiled initialisation instead of one small compilation per parameter
+  shape (eager initialisers compile each shape separately), kept so that
+  later trainings of the same victim and shape do not compile it again.
+  """
+
+  @nnx.jit
+  def create(key_init, key_dropout):
+    return models.create(victim, num_classes=num_classes, input_shape=shape,
+                         rngs=nnx.Rngs(params=key_init, dropout=key_dropout))
+
+  return create
+
+
 def initial_state(cfg: TrainConfig, x_train: np.ndarray, num_classes: int,
                   steps_per_epoch: int, key_init: jax.Array, key_dropout: jax.Array):
   """(step spec, (params, rest, opt_state), parameter count) of a fresh model.
@@ -179,15 +196,7 @@ def initial_state(cfg: TrainConfig, x_train: np.ndarray, num_classes: int,
   only) before its state is split off.
   """
   shape = tuple(int(d) for d in x_train.shape[1:])
-
-  # One compiled initialisation instead of one small compilation per
-  # parameter shape (eager initialisers compile each shape separately).
-  @nnx.jit
-  def create(key_init, key_dropout):
-    return models.create(cfg.victim, num_classes=num_classes, input_shape=shape,
-                         rngs=nnx.Rngs(params=key_init, dropout=key_dropout))
-
-  model = create(key_init, key_dropout)
+  model = _creator(cfg.victim, num_classes, shape)(key_init, key_dropout)
   models.fit_data(model, x_train)  # the training images only, never the test set
   model.train()
   graph_train, params, rest = nnx.split(model, nnx.Param, ...)
