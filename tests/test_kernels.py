@@ -207,7 +207,10 @@ def test_fast_fnn_kernel_matches_neural_tangents(key, shape):
   w = jax.random.normal(k3, (5, 4))
 
   def value_and_grads(kfn):
-    loss = lambda u, v: (jnp.sum(kfn(u, v) * w), kfn(u, v))
+    def loss(u, v):
+      k = kfn(u, v)
+      return jnp.sum(k * w), k
+
     return jax.jit(jax.value_and_grad(loss, (0, 1), has_aux=True))(x1, x2)
 
   (_, want), want_g = value_and_grads(_nt_fnn_kernel())
@@ -243,7 +246,10 @@ def test_fast_fnn_kernel_self_pairs_and_slabs(key):
   w = jax.random.normal(jax.random.fold_in(key, 1), (10, 10))
 
   def value_and_grad(k_of_x):
-    loss = lambda a: (jnp.sum(k_of_x(a) * w), k_of_x(a))
+    def loss(a):
+      k = k_of_x(a)
+      return jnp.sum(k * w), k
+
     return jax.jit(jax.value_and_grad(loss, has_aux=True))(x)
 
   (_, whole), g_whole = value_and_grad(lambda a: kfn(a, a))
