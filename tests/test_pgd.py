@@ -128,7 +128,7 @@ def test_paper_defaults_per_dataset():
   assert (grey.eps, grey.t, grey.step_size) == (0.3, 64.0, 0.075)
   colour = pgd.NTGAConfig(surrogate="cnn").resolved((32, 32, 3))
   assert colour.eps == pytest.approx(8 / 255) and colour.t == 8.0
-  assert pgd.NTGAConfig().resolved((32, 32, 3)).t == 4096.0
+  assert pgd.NTGAConfig().resolved((32, 32, 3)).t == 512.0  # ntga_colour_sweep
   # Explicit values are kept; resolving twice changes nothing.
   mine = pgd.NTGAConfig(eps=0.1, t=16.0, step_size=0.01).resolved((8, 8, 3))
   assert (mine.eps, mine.t, mine.step_size) == (0.1, 16.0, 0.01)
