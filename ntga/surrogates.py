@@ -27,6 +27,7 @@ limits. Example:
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Callable
 
@@ -60,8 +61,12 @@ def cnn_layers(num_classes: int, channels: int = 64):
       stax.Dense(num_classes, W_std=W_STD, b_std=B_STD))
 
 
+@functools.lru_cache(maxsize=None)
 def get(name: str, num_classes: int) -> KernelFn:
   """Returns the NTK function ``k(x1, x2) -> (n1, n2)`` of a surrogate.
+
+  The same arguments return the same function object, so that compiled
+  programs built on it (``ntga.pgd``) are reused across calls.
 
   Args:
     name: ``"fnn"`` or ``"cnn"``.

@@ -270,3 +270,15 @@ def test_defense_aware_ntga_keeps_the_bound_and_differs_from_plain():
   assert (aware != x).mean() > 0.5 and (aware != plain).mean() > 0.1
   with pytest.raises(ConfigError, match="unknown"):
     pgd.NTGAConfig(defense_aware="blur")
+
+
+def test_repeated_poison_reuses_the_compiled_program(digits):
+  """A second poison call with the same settings compiles nothing new."""
+  train, _ = digits
+  x, y = train.x[:80], train.y[:80]
+  cfg = dataclasses.replace(SMALL, block_size=40, target_size=40, steps=1)
+  first = pgd.poison(jax.random.key(0), x, y, cfg, TEN)
+  hits = pgd._block_runner.cache_info().hits
+  second = pgd.poison(jax.random.key(0), x, y, cfg, TEN)
+  assert pgd._block_runner.cache_info().hits == hits + 1
+  np.testing.assert_array_equal(first, second)
