@@ -34,13 +34,15 @@ from benchmarks.kinds import (attack_speed, attacks_victims, cnn_kernel_speed,
                               command, evaluate_command, mlp_poison,
                               ntga_block_sweep, ntga_devices,
                               ntga_predictor_sweep, ntga_step_speed,
-                              poison_eval, table, victim_speed)
+                              ntga_variant_speed, poison_eval,
+                              poison_vs_plain, table, victim_speed)
 from ntga.errors import ConfigError, DataError
 
 MODULES: tuple[ModuleType, ...] = (
     table, poison_eval, attacks_victims, mlp_poison, evaluate_command,
-    attack_speed, ntga_step_speed, ntga_block_sweep, ntga_predictor_sweep,
-    ntga_devices, cnn_kernel_speed, victim_speed, command)
+    attack_speed, ntga_step_speed, ntga_variant_speed, poison_vs_plain,
+    ntga_block_sweep, ntga_predictor_sweep, ntga_devices, cnn_kernel_speed,
+    victim_speed, command)
 
 #: group -> (its heading on the page and the paragraph that opens it), or
 #: None for sections that stand at the top level (the tables).
