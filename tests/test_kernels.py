@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from ntga import surrogates
+from ntga import _cnn_kernel, surrogates
 from ntga._compat import stax
 
 
@@ -258,3 +258,17 @@ def test_fast_fnn_kernel_self_pairs_and_slabs(key):
   np.testing.assert_allclose(slabs, whole, rtol=2e-6)
   np.testing.assert_allclose(g_slabs, g_whole,
                              atol=2e-6 * float(jnp.abs(g_whole).max()))
+
+
+@pytest.mark.parametrize("shape,k,s", [((3, 28, 28, 1), 5, 2),
+                                       ((2, 32, 32, 3), 5, 2),
+                                       ((2, 7, 9, 2), 3, 1),
+                                       ((2, 9, 9, 1), 2, 3)])
+def test_cnn_patches_equal_xla_conv_patches(shape, k, s):
+  """The sliced patches are XLA's conv patches, in the same feature order."""
+  x = jax.random.uniform(jax.random.key(0), shape)
+  ref = jax.lax.conv_general_dilated_patches(
+      x, (k, k), (s, s), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+  n, h, w, d = ref.shape
+  ref = jnp.moveaxis(ref.reshape(n, h * w, d), 1, 0)
+  np.testing.assert_array_equal(_cnn_kernel._patches(x, k, s), ref)
