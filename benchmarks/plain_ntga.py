@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ntga import bounds, data, pgd, surrogates
-from ntga.errors import DataError, NTGAError
+from ntga.errors import NTGAError
 from ntga.protocol import default_eps
 
 DIAG_REG = 1e-4  # relative diagonal regulariser of K_nn (the paper's)
@@ -90,19 +90,15 @@ def layout(key: jax.Array, y: np.ndarray, block: int, targets: int
     lies in the block, 1 elsewhere.
 
   Raises:
-    DataError: a block whose target set is empty once its own images are
-      held out.
+    ConfigError: a block whose target set is empty once its own images are
+      held out (:func:`ntga.pgd.target_weights`).
 
   Example:
     >>> blocks, target, w = layout(jax.random.key(0), ds.y, 60, 40)  # doctest: +SKIP
   """
   blocks = pgd.make_blocks(jax.random.fold_in(key, pgd._STREAM_BLOCKS), y, block)  # pylint: disable=protected-access
   target = pgd.make_target(jax.random.fold_in(key, pgd._STREAM_TARGET), y, targets)  # pylint: disable=protected-access
-  weights = np.stack([1.0 - np.isin(target, b) for b in blocks])
-  if (weights.sum(-1) == 0).any():
-    raise DataError("a block's target set is empty once its own images are "
-                     "held out; use more data or more targets")
-  return blocks, target, weights
+  return blocks, target, pgd.target_weights(blocks, target)
 
 
 def gp_loss(x_block: jax.Array, y_block: jax.Array, tx: jax.Array,
@@ -240,10 +236,9 @@ def main(argv: Sequence[str] | None = None) -> int:
   """
   p = _parser()
   args = p.parse_args(argv)
-  for name in ("block", "targets", "steps"):
-    if getattr(args, name) < (2 if name == "block" else 1):
-      p.error(f"--{name} must be >= {2 if name == 'block' else 1}, got "
-              f"{getattr(args, name)}")
+  for name, least in (("block", 2), ("targets", 1), ("steps", 1)):
+    if getattr(args, name) < least:
+      p.error(f"--{name} must be >= {least}, got {getattr(args, name)}")
   if not args.t > 0:
     p.error(f"--t must be > 0, got {args.t}")
   if not 0 <= args.seed < 2**32:

@@ -178,10 +178,9 @@ def _patches(x: jax.Array, k: int, s: int) -> jax.Array:
   filter tap, in the feature order of ``lax.conv_general_dilated_patches``
   (channel, then tap row, then tap column). The values are the same; the
   point is the gradient: XLA's CPU backend differentiates
-  ``conv_general_dilated_patches`` into a transposed convolution that cost
-  ~20x the forward pass (measured: 0.5 s for 512 CIFAR-10 images, half of
-  the whole kernel's backward), where the slices' gradient is k*k padded
-  adds (~0.03 s).
+  ``conv_general_dilated_patches`` into a transposed convolution, far slower
+  than its forward pass and a large share of the whole kernel's backward,
+  where the slices' gradient is k*k padded adds.
   """
   n, h, w, c = x.shape
   ho, ph = _out_and_pad(h, k, s)

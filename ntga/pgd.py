@@ -239,6 +239,27 @@ def make_target(key: jax.Array, y: np.ndarray, size: int) -> np.ndarray:
   return np.sort(_keyed_order(key, y)[:size])
 
 
+def target_weights(blocks: list[np.ndarray], target: np.ndarray) -> np.ndarray:
+  """(n_blocks, len(target)) float32 weights: 0 where a target is in the block.
+
+  Each block's own images are held out of its target set.
+
+  Raises:
+    ConfigError: a block whose target set is empty once they are held out.
+
+  Example:
+    >>> target_weights([np.array([0, 1]), np.array([2, 3])], np.array([1, 2, 4]))
+    array([[0., 1., 1.],
+           [1., 0., 1.]], dtype=float32)
+  """
+  weights = np.stack([1.0 - np.isin(target, idx) for idx in blocks]
+                     ).astype(np.float32)
+  if (weights.sum(-1) == 0).any():
+    raise ConfigError("the target set is empty once a block's own examples "
+                      "are held out; use more data or a larger target_size")
+  return weights
+
+
 # --------------------------------------------------------------------------
 # The jit-compiled per-block attack.
 
@@ -554,13 +575,7 @@ def poison(key: jax.Array, x: np.ndarray, y: np.ndarray, config: NTGAConfig,
                        cfg.block_size)
   target = make_target(jax.random.fold_in(key, _STREAM_TARGET), y,
                        cfg.target_size)
-  in_block = np.zeros((len(blocks), len(target)), np.float32)
-  for b, idx in enumerate(blocks):
-    in_block[b] = np.isin(target, idx)
-  weights = 1.0 - in_block
-  if (weights.sum(-1) == 0).any():
-    raise ConfigError("the target set is empty once a block's own examples "
-                      "are held out; use more data or a larger target_size")
+  weights = target_weights(blocks, target)
 
   xf = x.astype(np.float32) / 255.0
   y1h = np.eye(num_classes, dtype=np.float32)[y]

@@ -54,9 +54,12 @@ DEFENSES = table3_defenses.DEFENSES
 NONE_SEEDS = [0, 1, 2]
 OTHER_SEEDS = [0]
 CNN_TARGETS = 1000
-# Defense-aware rows: short row suffix -> ``NTGAConfig.defense_aware`` name.
-AWARE = {"gray": "grayscale", "jpeg": "jpeg", "aug": "augment"}
-ALL_AWARE = ",".join(AWARE.values())
+# Single-defense-aware rows: row -> (``NTGAConfig.defense_aware`` name, the
+# one column that judges the row).
+AWARE = {"ntga-aware-gray": ("grayscale", "grayscale"),
+         "ntga-aware-jpeg": ("jpeg", "jpeg"),
+         "ntga-aware-aug": ("augment", "augmentation")}
+ALL_AWARE = ",".join(name for name, _ in AWARE.values())
 
 
 def _attacks(smoke: bool) -> dict:
@@ -76,8 +79,8 @@ def _attacks(smoke: bool) -> dict:
       "ntga": entry("ntga", ntga),
       "ntga-1step": entry("ntga", one_step),
       "ntga-aware": entry("ntga", {**ntga, "defense_aware": ALL_AWARE}),
-      **{f"ntga-aware-{short}": entry("ntga", {**ntga, "defense_aware": name})
-         for short, name in AWARE.items()},
+      **{row: entry("ntga", {**ntga, "defense_aware": name})
+         for row, (name, _) in AWARE.items()},
       "ntga-cnn": entry("ntga", cnn),
       "cuda": entry("cuda", {}),
       "ops": entry("ops", {}),
@@ -99,8 +102,7 @@ def get_config(smoke: bool = False) -> dict:
     defenses = {k: DEFENSES[k] for k in ("none", "grayscale")}
     victim = {"victim": "fast", "epochs": 1, "batch_size": 64}
   # A row that folds in one defense is judged under that defense only.
-  own_column = {f"ntga-aware-{short}": col for short, col in
-                (("gray", "grayscale"), ("jpeg", "jpeg"), ("aug", "augmentation"))}
+  own_column = {row: col for row, (_, col) in AWARE.items()}
   cells = [{"row": row, "col": col, "data": data, "attack": attack,
             "victim": {**victim, **settings}, "defense": defense,
             "seeds": NONE_SEEDS if col == "none" and not smoke else OTHER_SEEDS}

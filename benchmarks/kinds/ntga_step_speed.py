@@ -34,6 +34,7 @@ import numpy as np
 
 from benchmarks import _page, _records, configs
 from benchmarks.configs import resolve_spec
+from benchmarks.kinds.ntga_variant_speed import load_block_and_targets
 from ntga.errors import ConfigError
 
 KIND = "ntga_step_speed"
@@ -91,21 +92,14 @@ def _reference_step(kernel_fn, t: float, n_classes: int) -> Callable:
   return step
 
 
-def _load(spec: str, block: int, targets: int):
-  from ntga import data  # pylint: disable=g-import-not-at-top
-  ds = data.load(spec, "train", limit=block + targets)
-  x = ds.x.astype(np.float32) / 255
-  y = np.eye(10, dtype=np.float32)[ds.y]
-  return x[:block], y[:block], x[block:], y[block:]
-
-
 def run_ours(spec: str, block: int, targets: int, repeats: int,
              t: float = 64.0) -> dict[str, Any]:
   """(a): median seconds of ``repeats`` timed steps, and the gradient."""
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
   from ntga import surrogates  # pylint: disable=g-import-not-at-top
 
-  xb, yb, tx, ty = (jnp.asarray(a) for a in _load(spec, block, targets))
+  xb, yb, tx, ty = (jnp.asarray(a)
+                    for a in load_block_and_targets(spec, block, targets))
   grad = pgd_step_grad(surrogates.get("fnn", 10), xb, yb, tx, ty, t)
   g = grad(xb).block_until_ready()  # compile + warm-up
   times = []
@@ -126,7 +120,7 @@ def run_reference(spec: str, block: int, targets: int,
 
   with jax.enable_x64(True):
     xb, yb, tx, ty = (jnp.asarray(a, jnp.float64)
-                      for a in _load(spec, block, targets))
+                      for a in load_block_and_targets(spec, block, targets))
     step = _reference_step(surrogates.get("fnn", 10), t, 10)
     step(xb, yb, tx[:2 * SLICE], ty[:2 * SLICE])  # compile (every slice has 30 rows)
     start = time.perf_counter()

@@ -43,6 +43,9 @@ KIND = "poison_vs_plain"
 GROUP = "speed"
 ROOT = Path(__file__).resolve().parents[2]  # where ``-m benchmarks...`` resolves
 VARIANTS = ("ntga", "plain")
+# Where each program's output lands under the run's folder (ntga poison
+# writes train.npz into the folder its --out names).
+OUTPUTS = {"ntga": Path("ntga") / "train.npz", "plain": Path("plain.npz")}
 
 
 def commands(config: dict[str, Any], out: Path) -> dict[str, list[str]]:
@@ -66,12 +69,12 @@ def commands(config: dict[str, Any], out: Path) -> dict[str, list[str]]:
   return {
       "ntga": [sys.executable, "-m", "ntga", "poison", "--attack", "ntga",
                "--data", spec, "--limit", str(config["limit"]),
-               "--set", settings, "--out", str(out / "ntga")],
+               "--set", settings, "--out", str(out / OUTPUTS["ntga"].parent)],
       "plain": [sys.executable, "-m", "benchmarks.plain_ntga", "--data", spec,
                 "--limit", str(config["limit"]), "--block", str(config["block"]),
                 "--targets", str(config["targets"]),
                 "--steps", str(config["steps"]), "--t", f"{config['t']:g}",
-                "--out", str(out / "plain.npz")]}
+                "--out", str(out / OUTPUTS["plain"])]}
 
 
 def _shown(argv: list[str], config: dict[str, Any]) -> str:
@@ -108,8 +111,7 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
       if m["exit_code"] != 0:
         raise RuntimeError(f"{shlex.join(argv[variant])} failed "
                            f"({m['exit_code']}): {m['stderr'].strip()[-2000:]}")
-      path = Path(tmp) / ("ntga/train.npz" if variant == "ntga" else "plain.npz")
-      with np.load(path) as f:
+      with np.load(Path(tmp) / OUTPUTS[variant]) as f:
         if not (np.array_equal(f["index"], ds.index)
                 and np.array_equal(f["y"], ds.y)):
           raise RuntimeError(f"{variant}: the output's rows are not the "
