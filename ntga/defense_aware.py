@@ -56,16 +56,20 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from ntga._diff_jpeg import ROUNDINGS, dct_matrix, jpeg, quant_tables
 from ntga.errors import ConfigError
 
-__all__ = ["NAMES", "ROUNDINGS", "LUMA", "TrainFn", "TargetFn", "augment",
-           "dct_matrix", "grayscale", "jpeg", "parse_names", "quant_tables",
-           "transforms"]
+__all__ = ["NAMES", "ROUNDINGS", "JPEG_QUALITY", "LUMA", "TrainFn", "TargetFn", "augment",
+           "band_pass", "dct_matrix", "grayscale", "jpeg", "jpeg_band",
+           "parse_names", "quant_tables", "transforms"]
 
 #: The defenses NTGA can be made aware of, in the order the victim applies them.
 NAMES: tuple[str, ...] = ("grayscale", "jpeg", "augment")
+
+#: The quality of the victim's ``jpeg`` defense (ISS's and this library's).
+JPEG_QUALITY: int = 10
 
 #: ITU-R 601-2 luma weights of R, G, B (the victim's ``grayscale``, Pillow's "L").
 LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)
@@ -169,12 +173,72 @@ def augment(key: jax.Array, x: jax.Array, *, crop_pad: int = 2,
   return x
 
 
+def jpeg_band(quality: int, eps: float) -> np.ndarray:
+  """(8, 8) mask of the luma DCT coefficients whose rounding eps can flip.
+
+  A JPEG round trip at ``quality`` keeps a perturbation only where it moves
+  a quantised DCT coefficient across a rounding boundary. Coefficient (u, v)
+  of an 8x8 block changes by at most ``255 eps |d_u|_1 |d_v|_1`` (in the
+  codec's units) under an L_inf perturbation of ``eps`` (the sign pattern of
+  its basis image), where d_u are the rows of the DCT matrix. The mask keeps
+  the coefficients where that reaches half a step of the luma table, the
+  ones an eps-bounded perturbation can flip from a random start. At
+  quality 10 and eps 8/255 these are 16 low frequencies; the chroma planes
+  are averaged over 2 x 2 pixels, a low-pass of their own.
+
+  Args:
+    quality: the defense's JPEG quality, in [1, 100].
+    eps: the L_inf budget in [0, 1] pixel units.
+
+  Returns:
+    A boolean (8, 8) array in natural order (row u, column v).
+
+  Example:
+    >>> int(jpeg_band(10, 8 / 255).sum())
+    16
+  """
+  luma, _ = quant_tables(quality)
+  l1 = np.abs(dct_matrix()).sum(axis=1)
+  return 255.0 * eps * np.outer(l1, l1) >= luma / 2.0
+
+
+@jax.jit
+def band_pass(g: jax.Array, band: jax.Array) -> jax.Array:
+  """Projects images onto the DCT coefficients of ``band`` of each 8x8 block.
+
+  Every channel is cut into the 8x8 blocks a JPEG encoder uses (aligned at
+  the top left; a partial block at the right or bottom edge is padded with
+  zeros and cropped after), transformed by the orthonormal DCT, multiplied
+  by ``band`` and transformed back. The DCT is orthonormal, so this is the
+  orthogonal projection onto those coefficients (for whole blocks).
+
+  Args:
+    g: float (N, H, W, C), e.g. a gradient with respect to images.
+    band: (8, 8) mask (bool or 0/1) in natural order, see :func:`jpeg_band`.
+
+  Returns:
+    An array of g's shape.
+
+  Example:
+    >>> low = band_pass(grad, jpeg_band(10, 8 / 255))
+  """
+  n, h, w, c = g.shape
+  ph, pw = -h % 8, -w % 8
+  x = jnp.pad(g, ((0, 0), (0, ph), (0, pw), (0, 0)))
+  blocks = x.reshape((n, (h + ph) // 8, 8, (w + pw) // 8, 8, c))
+  d = jnp.asarray(dct_matrix(), g.dtype)
+  coef = jnp.einsum("ui,naibjc,vj->naubvc", d, blocks, d)
+  coef = coef * jnp.asarray(band, g.dtype)[None, None, :, None, :, None]
+  back = jnp.einsum("ui,naubvc,vj->naibjc", d, coef, d)
+  return back.reshape(x.shape)[:, :h, :w, :]
+
+
 def _identity_target(x: jax.Array) -> jax.Array:
   """The target side: the victim tests on untransformed images."""
   return x
 
 
-def transforms(names: str | Sequence[str], *, jpeg_quality: int = 10,
+def transforms(names: str | Sequence[str], *, jpeg_quality: int = JPEG_QUALITY,
                jpeg_rounding: str = "ste", crop_pad: int = 2, flip: bool = True
                ) -> tuple[TrainFn, TargetFn]:
   """The training-side and target-side transforms of defense-aware NTGA.

@@ -243,3 +243,57 @@ def test_parse_names():
 def test_bad_settings_are_config_errors(names, kwargs, match):
   with pytest.raises(ConfigError, match=match):
     defense_aware.transforms(names, **kwargs)
+
+
+# ------------------------------------------------------------------ JPEG-aware steps
+
+
+def test_jpeg_band_keeps_the_flippable_low_frequencies():
+  band = defense_aware.jpeg_band(10, 8 / 255)
+  assert band.shape == (8, 8) and band.dtype == bool
+  assert band.sum() == 16 and band[0, 0] and band[0, 1] and band[1, 0]
+  assert not band[7, 7] and not band[0, 7]
+  # A frequency is kept only with the lower ones beside it (coarser steps).
+  assert np.all(band[1:] <= band[:-1]) and np.all(band[:, 1:] <= band[:, :-1])
+  assert defense_aware.jpeg_band(75, 8 / 255).sum() > 16  # finer tables keep more
+  assert defense_aware.jpeg_band(10, 1 / 255).sum() == 0  # one level flips nothing at q10
+
+
+@pytest.mark.parametrize("shape", [(3, 32, 32, 3), (2, 28, 28, 1), (1, 45, 61, 3)])
+def test_band_pass_is_an_orthogonal_projection(getkey, shape):
+  g = jax.random.normal(getkey(), shape)
+  band = defense_aware.jpeg_band(10, 8 / 255)
+  p = defense_aware.band_pass(g, band)
+  assert p.shape == g.shape
+  if shape[1] % 8 == 0 and shape[2] % 8 == 0:  # whole blocks: a projection
+    np.testing.assert_allclose(defense_aware.band_pass(p, band), p, atol=1e-5)
+    assert abs(float(jnp.vdot(g - p, p))) < 1e-3 * float(jnp.vdot(g, g))
+  everything = np.ones((8, 8), bool)
+  np.testing.assert_allclose(defense_aware.band_pass(g, everything), g, atol=1e-5)
+  dc = np.zeros((8, 8), bool)
+  dc[0, 0] = True
+  blockwise = defense_aware.band_pass(g[:, :16, :16], dc)
+  means = g[:, :16, :16].reshape(shape[0], 2, 8, 2, 8, shape[3]).mean(axis=(2, 4))
+  np.testing.assert_allclose(blockwise[:, ::8, ::8], means, atol=1e-5)
+
+
+def test_blockwise_signs_survive_jpeg_best(photos):
+  """After Pillow's JPEG-10, the decoded image moves most along a +-8-level
+  sign pattern that is constant on the codec's 8x8 blocks, less along one
+  band-limited to ``jpeg_band`` and least along a pixel-wise one: what
+  ``NTGAConfig.jpeg_step`` ``"block"``, ``"band"`` and ``"pixel"`` put
+  their steps on. Measured cosines: 0.46, 0.12, 0.07."""
+  x = photos["tiles"]
+  g = jax.random.normal(jax.random.key(0), x.shape)
+  dc = np.zeros((8, 8), bool)
+  dc[0, 0] = True
+  cosines = {}
+  for name, d in (("pixel", g),
+                  ("band", defense_aware.band_pass(g, defense_aware.jpeg_band(10, 8 / 255))),
+                  ("block", defense_aware.band_pass(g, dc))):
+    x2 = np.clip(x.astype(int) + 8 * np.sign(np.asarray(d)).astype(int), 0, 255)
+    moved = (_squeeze.jpeg_compress(x2.astype(np.uint8), 10).astype(float)
+             - _squeeze.jpeg_compress(x, 10).astype(float)).ravel()
+    delta = (x2 - x.astype(int)).ravel().astype(float)
+    cosines[name] = moved @ delta / np.linalg.norm(moved) / np.linalg.norm(delta)
+  assert cosines["block"] > 0.35 > cosines["band"] > cosines["pixel"] > 0.0, cosines

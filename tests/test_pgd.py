@@ -272,6 +272,32 @@ def test_defense_aware_ntga_keeps_the_bound_and_differs_from_plain():
     pgd.NTGAConfig(defense_aware="blur")
 
 
+def test_jpeg_block_steps_are_constant_on_the_codecs_blocks():
+  """jpeg_step="block" moves whole 8x8 blocks of a channel by one sign."""
+  rng = np.random.default_rng(1)
+  x = rng.integers(40, 216, (24, 16, 16, 3), dtype=np.uint8)  # no clipping at [0, 1]
+  y = np.repeat(np.arange(3), 8)
+  cfg = pgd.NTGAConfig(surrogate="fnn", eps=8 / 255, t=64.0, block_size=24,
+                       target_size=24, steps=4, defense_aware="jpeg",
+                       jpeg_step="block")
+  out = pgd.poison(jax.random.key(0), x, y, cfg)
+  delta = out.astype(int) - x.astype(int)
+  assert np.abs(delta).max() <= 8 and (delta != 0).mean() > 0.5
+  blocks = delta.reshape(24, 2, 8, 2, 8, 3)
+  assert np.all(blocks.max(axis=(2, 4)) == blocks.min(axis=(2, 4)))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"jpeg_step": "block"}, "only with jpeg"),
+    ({"jpeg_rounding": "cubic"}, "only with jpeg"),
+    ({"defense_aware": "jpeg", "jpeg_step": "dct"}, "pixel, band, block"),
+    ({"defense_aware": "jpeg", "jpeg_rounding": "floor"}, "ste, cubic"),
+])
+def test_jpeg_settings_need_jpeg_awareness(kwargs, match):
+  with pytest.raises(ConfigError, match=match):
+    pgd.NTGAConfig(**kwargs)
+
+
 def test_repeated_poison_reuses_the_compiled_program(digits):
   """A second poison call with the same settings compiles nothing new."""
   train, _ = digits
