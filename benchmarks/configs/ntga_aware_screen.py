@@ -17,7 +17,8 @@ defense it folds in:
   rounding instead; ``aware-jpeg band`` and ``aware-jpeg block``: the
   gradient projected onto the DCT coefficients an eps-bounded perturbation
   can flip at quality 10, or summed over each 8x8 block, before the sign
-  (``NTGAConfig.jpeg_step``; not in any paper);
+  (``NTGAConfig.jpeg_step``; not in any paper); ``aware-jpeg cubic band``
+  and ``aware-jpeg cubic block``: both changes together;
 * ``aware-gray``: the GP sees the block greyed;
 * ``aware-aug``: one random crop and flip per image per PGD step (EOT).
 
@@ -40,6 +41,10 @@ AWARE = {
     "aware-jpeg cubic": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic"}, "jpeg"),
     "aware-jpeg band": ({"defense_aware": "jpeg", "jpeg_step": "band"}, "jpeg"),
     "aware-jpeg block": ({"defense_aware": "jpeg", "jpeg_step": "block"}, "jpeg"),
+    "aware-jpeg cubic band": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
+                               "jpeg_step": "band"}, "jpeg"),
+    "aware-jpeg cubic block": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
+                                "jpeg_step": "block"}, "jpeg"),
     "aware-gray": ({"defense_aware": "grayscale"}, "grayscale"),
     "aware-aug": ({"defense_aware": "augment"}, "augmentation"),
 }
