@@ -30,8 +30,7 @@ block against 1,000 targets takes ~3 s on MNIST-sized images, table 1; the
 cell's record gives the measured poisoning time); cuda and ops at their
 papers' defaults; em and rem with their CPU presets
 (``ntga.attacks.em.EMConfig.cpu``, ``ntga.attacks.rem.REMConfig.cpu``);
-random noise
-uniform in [-8/255, 8/255].
+random noise uniform in [-8/255, 8/255].
 
 Beside each cell, the published ResNet-18 value on true CIFAR-10 where one
 exists: NTGA paper (Yuan & Wu, ICML 2021) Table 1 for clean and ntga's
