@@ -61,15 +61,20 @@ import numpy as np
 from ntga._diff_jpeg import ROUNDINGS, dct_matrix, jpeg, quant_tables
 from ntga.errors import ConfigError
 
-__all__ = ["NAMES", "ROUNDINGS", "JPEG_QUALITY", "LUMA", "TrainFn", "TargetFn", "augment",
-           "band_pass", "dct_matrix", "grayscale", "jpeg", "jpeg_band",
-           "parse_names", "quant_tables", "transforms"]
+__all__ = ["NAMES", "ROUNDINGS", "JPEG_QUALITY", "DC_BAND", "LUMA", "TrainFn",
+           "TargetFn", "augment", "band_pass", "dct_matrix", "grayscale",
+           "jpeg", "jpeg_band", "parse_names", "quant_tables", "transforms"]
 
 #: The defenses NTGA can be made aware of, in the order the victim applies them.
 NAMES: tuple[str, ...] = ("grayscale", "jpeg", "augment")
 
 #: The quality of the victim's ``jpeg`` defense (ISS's and this library's).
 JPEG_QUALITY: int = 10
+
+#: The (8, 8) DCT mask of the DC coefficient alone: :func:`band_pass` with it
+#: replaces every 8x8 block of a channel by its mean.
+DC_BAND: np.ndarray = np.arange(64).reshape(8, 8) == 0  # True at (0, 0) only
+DC_BAND.flags.writeable = False
 
 #: ITU-R 601-2 luma weights of R, G, B (the victim's ``grayscale``, Pillow's "L").
 LUMA: tuple[float, float, float] = (0.299, 0.587, 0.114)

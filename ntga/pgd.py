@@ -188,10 +188,8 @@ class NTGAConfig(AttackConfig):
     if self.step_size is not None and not self.step_size > 0:
       raise ConfigError(f"step_size must be > 0, got {self.step_size}")
     names = defense_aware.parse_names(self.defense_aware)  # ConfigError if unknown
-    if self.jpeg_rounding not in defense_aware.ROUNDINGS:
-      raise ConfigError(f"jpeg_rounding must be one of "
-                        f"{', '.join(defense_aware.ROUNDINGS)}; got "
-                        f"{self.jpeg_rounding!r}")
+    # ConfigError for an unknown rounding; builds nothing until called.
+    defense_aware.transforms(names, jpeg_rounding=self.jpeg_rounding)
     if self.jpeg_step not in JPEG_STEPS:
       raise ConfigError(f"jpeg_step must be one of {', '.join(JPEG_STEPS)}; "
                         f"got {self.jpeg_step!r}")
@@ -450,9 +448,7 @@ def _step_band(jpeg_step: str, eps: float) -> np.ndarray | None:
   if jpeg_step == "band":
     return defense_aware.jpeg_band(defense_aware.JPEG_QUALITY, eps)
   if jpeg_step == "block":
-    dc = np.zeros((8, 8), bool)
-    dc[0, 0] = True  # the block sum, up to a factor
-    return dc
+    return defense_aware.DC_BAND  # the block sum, up to a factor
   return None
 
 
