@@ -121,6 +121,9 @@ def value(v: Any) -> str:
 def doc_markdown(doc: str | None, drop_usage: bool = False) -> list[str]:
   """A docstring as markdown: indented paragraphs become code blocks.
 
+  A paragraph whose first line starts with ``* `` is a bullet list: each
+  ``* `` line starts an item, the lines after it continue that item.
+
   Args:
     doc: the docstring (reST roles such as :mod:`x` and ``x`` become `x`).
     drop_usage: leave out indented paragraphs (the section lists the exact
@@ -135,9 +138,22 @@ def doc_markdown(doc: str | None, drop_usage: bool = False) -> list[str]:
     if all(r.startswith("  ") or not r.strip() for r in rows):
       if not drop_usage:
         lines += ["```"] + [r[2:] for r in rows] + ["```", ""]
+    elif rows[0].startswith("* "):
+      lines += _bullets(rows) + [""]
     else:
       lines += [" ".join(r.strip() for r in rows), ""]
   return lines
+
+
+def _bullets(rows: list[str]) -> list[str]:
+  """A bulleted paragraph as one markdown line per item."""
+  items: list[str] = []
+  for r in rows:
+    if r.startswith("* "):
+      items.append(r.strip())
+    else:
+      items[-1] += " " + r.strip()
+  return items
 
 
 def doc_title(doc: str | None) -> str | None:

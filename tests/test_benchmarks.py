@@ -433,6 +433,8 @@ def test_page_helpers():
   assert _page.machine_text({"cpus": 2, "memory": "24 GiB", "device": "cpu",
                              "load": "shared"}, {}) == "2 CPUs, 24 GiB RAM, device cpu, shared"
   assert _page.doc_title("``x``: a thing.\n\nmore") == "`x`: a thing"
+  assert _page.doc_markdown("A\nb.\n\n* ``one``: a\n  b;\n* two.\n\n  cmd") == [
+      "A b.", "", "* `one`: a b;", "* two.", "", "```", "cmd", "```", ""]
 
 
 # --------------------------------------------------------------------------

@@ -2,24 +2,29 @@
 
 Kind: :mod:`benchmarks.kinds.ntga_block_sweep` (one fresh process per point; the
 machine's matmul rate is measured in the same run). Full: MNIST, surrogates
-fnn and cnn, blocks 256 ... 4096, t = 64, target chunks of 250 (the library's
-default), up to 3 timed steps after a warm-up (fewer once a point's timed
-steps took 60 s), a 1,800 s cap per point and a 12 GiB cap on a point's
-resident memory, because the 2-core machine is shared: a point whose planned
-memory passes the cap is recorded as ``over_rss_cap_planned`` with its FLOP
-count and XLA's plan, one that passes it while running as
+fnn and cnn, blocks 256 ... 4,096, t = 64, target chunks of 250 (the
+library's default), the library's GP predictor (``predictor="auto"``: eigh
+below ``ntga.predict.CHEBYSHEV_FROM`` block images, the Chebyshev series
+from there on), up to 3 timed steps after a warm-up (fewer once a point's
+timed steps took 60 s), a 1,800 s cap per point and a 12 GiB cap on a
+point's resident memory, because the 2-core machine is shared: a point
+whose planned memory passes the cap is recorded as ``over_rss_cap_planned``
+with its FLOP count and XLA's plan, one that passes it while running as
 ``rss_cap_exceeded``.
 
 Target sets differ per surrogate: 10,000 for fnn (the paper's validation set)
 but 1,000 for cnn (as in tables 1 and 2), whose diagonal-spatial kernel costs
 ~10 us per image pair for value and gradient here (``cnn_kernel_speed``), far
-more than fnn's (compare the FLOP columns). The block's own K_nn is built in
-slabs of at most 250 rows (``ntga.pgd.block_kernel``), so memory grows
-linearly with the block. The FLOP rate divides XLA's FLOP count of the kernel
-pieces (one K_nn slab and one K_mn chunk, forward + backward, each compiled
-and timed alone) by their timed seconds; "kernels' % of the step" is those
-pieces' seconds over the whole step's, above 100% where the fused step does
-the same kernel work faster than its pieces timed one by one.
+more than fnn's (compare the FLOP columns). Every kernel is built in tiles of
+at most 250 rows by ``ntga.pgd.COLUMN_TILE`` (512) block images
+(``ntga.pgd.block_kernel`` for the block's own K_nn, ``ntga.pgd.tiled_kernel``
+for K_mn against each target chunk), rematerialised in the backward pass, so
+only the block's n x n arrays grow quadratically with the block. The FLOP
+rate divides XLA's FLOP count of the kernel pieces (one K_nn tile and one
+K_mn tile, forward + backward, each compiled and timed alone, counted once
+per tile the step builds) by their timed seconds; "kernels' % of the step"
+is those pieces' seconds over the whole step's, above 100% where the fused
+step does the same kernel work faster than its pieces timed one by one.
 Smoke: digits, one block of 64 (K_nn in two slabs), 100 targets in chunks
 of 50.
 
