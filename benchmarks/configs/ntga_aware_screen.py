@@ -18,7 +18,10 @@ defense it folds in:
   gradient projected onto the DCT coefficients an eps-bounded perturbation
   can flip at quality 10, or summed over each 8x8 block, before the sign
   (``NTGAConfig.jpeg_step``; not in any paper); ``aware-jpeg cubic band``
-  and ``aware-jpeg cubic block``: both changes together;
+  and ``aware-jpeg cubic block``: both changes together; ``aware-jpeg
+  cubic random start``, ``... pgd-20 eps/8`` and ``... t=64``: the cubic
+  row with PGD from a uniform point of the eps-ball, with 20 steps of eps/8
+  instead of 10 of eps/4, or with GP time t = 64 instead of 512;
 * ``aware-gray``: the GP sees the block greyed;
 * ``aware-aug``: one random crop and flip per image per PGD step (EOT).
 
@@ -45,6 +48,12 @@ AWARE = {
                                "jpeg_step": "band"}, "jpeg"),
     "aware-jpeg cubic block": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
                                 "jpeg_step": "block"}, "jpeg"),
+    "aware-jpeg cubic random start": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
+                                       "random_start": True}, "jpeg"),
+    "aware-jpeg cubic pgd-20 eps/8": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
+                                       "steps": 20, "step_size": 1 / 255}, "jpeg"),
+    "aware-jpeg cubic t=64": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
+                               "t": 64.0}, "jpeg"),
     "aware-gray": ({"defense_aware": "grayscale"}, "grayscale"),
     "aware-aug": ({"defense_aware": "augment"}, "augmentation"),
 }
