@@ -22,6 +22,7 @@ defense it folds in:
   cubic random start``, ``... pgd-20 eps/8`` and ``... t=64``: the cubic
   row with PGD from a uniform point of the eps-ball, with 20 steps of eps/8
   instead of 10 of eps/4, or with GP time t = 64 instead of 512;
+  ``aware-jpeg cubic t=64 pgd-20 eps/8``: the last two together;
 * ``aware-gray``: the GP sees the block greyed;
 * ``aware-aug``: one random crop and flip per image per PGD step (EOT).
 
@@ -54,6 +55,9 @@ AWARE = {
                                        "steps": 20, "step_size": 1 / 255}, "jpeg"),
     "aware-jpeg cubic t=64": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
                                "t": 64.0}, "jpeg"),
+    "aware-jpeg cubic t=64 pgd-20 eps/8": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
+                                            "t": 64.0, "steps": 20, "step_size": 1 / 255},
+                                           "jpeg"),
     "aware-gray": ({"defense_aware": "grayscale"}, "grayscale"),
     "aware-aug": ({"defense_aware": "augment"}, "augmentation"),
 }
