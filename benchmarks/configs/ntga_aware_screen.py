@@ -39,25 +39,21 @@ from benchmarks.configs import SHARED, table3_defenses
 SUBSET = 10000
 NTGA = {"surrogate": "fnn", "t": 512.0, "block_size": 512, "target_size": 10000}
 COLUMNS = ("jpeg", "grayscale", "augmentation")
+JPEG = {"defense_aware": "jpeg"}
+CUBIC = {**JPEG, "jpeg_rounding": "cubic"}
+PGD_20 = {"steps": 20, "step_size": 8 / 255 / 8}  # 20 steps of eps/8
 # Defense-aware rows: label -> (settings beyond NTGA, the one column judging it).
 AWARE = {
-    "aware-jpeg": ({"defense_aware": "jpeg"}, "jpeg"),
-    "aware-jpeg cubic": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic"}, "jpeg"),
-    "aware-jpeg band": ({"defense_aware": "jpeg", "jpeg_step": "band"}, "jpeg"),
-    "aware-jpeg block": ({"defense_aware": "jpeg", "jpeg_step": "block"}, "jpeg"),
-    "aware-jpeg cubic band": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
-                               "jpeg_step": "band"}, "jpeg"),
-    "aware-jpeg cubic block": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
-                                "jpeg_step": "block"}, "jpeg"),
-    "aware-jpeg cubic random start": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
-                                       "random_start": True}, "jpeg"),
-    "aware-jpeg cubic pgd-20 eps/8": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
-                                       "steps": 20, "step_size": 1 / 255}, "jpeg"),
-    "aware-jpeg cubic t=64": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
-                               "t": 64.0}, "jpeg"),
-    "aware-jpeg cubic t=64 pgd-20 eps/8": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
-                                            "t": 64.0, "steps": 20, "step_size": 1 / 255},
-                                           "jpeg"),
+    "aware-jpeg": (JPEG, "jpeg"),
+    "aware-jpeg cubic": (CUBIC, "jpeg"),
+    "aware-jpeg band": ({**JPEG, "jpeg_step": "band"}, "jpeg"),
+    "aware-jpeg block": ({**JPEG, "jpeg_step": "block"}, "jpeg"),
+    "aware-jpeg cubic band": ({**CUBIC, "jpeg_step": "band"}, "jpeg"),
+    "aware-jpeg cubic block": ({**CUBIC, "jpeg_step": "block"}, "jpeg"),
+    "aware-jpeg cubic random start": ({**CUBIC, "random_start": True}, "jpeg"),
+    "aware-jpeg cubic pgd-20 eps/8": ({**CUBIC, **PGD_20}, "jpeg"),
+    "aware-jpeg cubic t=64": ({**CUBIC, "t": 64.0}, "jpeg"),
+    "aware-jpeg cubic t=64 pgd-20 eps/8": ({**CUBIC, **PGD_20, "t": 64.0}, "jpeg"),
     "aware-gray": ({"defense_aware": "grayscale"}, "grayscale"),
     "aware-aug": ({"defense_aware": "augment"}, "augmentation"),
 }
