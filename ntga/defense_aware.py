@@ -68,7 +68,8 @@ __all__ = ["NAMES", "ROUNDINGS", "JPEG_QUALITY", "DC_BAND", "LUMA", "TrainFn",
 #: The defenses NTGA can be made aware of, in the order the victim applies them.
 NAMES: tuple[str, ...] = ("grayscale", "jpeg", "augment")
 
-#: The quality of the victim's ``jpeg`` defense (ISS's and this library's).
+#: The quality of the victim's ``jpeg`` defense (ISS's and this library's;
+#: ``ntga.victims.defenses.Jpeg`` takes its default from here).
 JPEG_QUALITY: int = 10
 
 #: The (8, 8) DCT mask of the DC coefficient alone: :func:`band_pass` with it

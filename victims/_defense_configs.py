@@ -26,6 +26,7 @@ from typing import Any, Callable, ClassVar
 import jax
 import numpy as np
 
+from ntga import defense_aware
 from ntga.errors import ConfigError
 from ntga.victims import _augment, _squeeze, adversarial
 
@@ -271,7 +272,7 @@ class Jpeg(DefenseConfig):
 
   name: ClassVar[str] = "jpeg"
   flat_prefix: ClassVar[str] = "jpeg_"
-  quality: int = 10
+  quality: int = defense_aware.JPEG_QUALITY
 
   def _checks(self):
     return [(1 <= self.quality <= 95, f"{self._label('quality')} must be in [1, 95]")]
