@@ -46,7 +46,7 @@ APBench leaderboard (Qin et al., 2023) for the rest.
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
 
-from benchmarks.configs import SHARED, cpu_preset, table3_defenses
+from benchmarks.configs import SHARED, cpu_preset, ntga_aware_screen, table3_defenses
 
 PAPER = {  # ResNet-18, true CIFAR-10 (see the module docstring for sources)
     "clean": {"none": 91.9},
@@ -66,9 +66,8 @@ CNN_TARGETS = 250
 # t = 64 and 20 PGD steps of eps/8: the best of the ``ntga_aware_screen``
 # subset screen.
 AWARE = {"ntga-aware-gray": ({"defense_aware": "grayscale"}, "grayscale"),
-         "ntga-aware-jpeg": ({"defense_aware": "jpeg", "jpeg_rounding": "cubic",
-                              "t": 64.0, "steps": 20, "step_size": 8 / 255 / 8},
-                             "jpeg"),
+         "ntga-aware-jpeg": ({**ntga_aware_screen.CUBIC, **ntga_aware_screen.PGD_20,
+                              "t": 64.0}, "jpeg"),
          "ntga-aware-aug": ({"defense_aware": "augment"}, "augmentation")}
 ALL_AWARE = ",".join(change["defense_aware"] for change, _ in AWARE.values())
 
