@@ -463,6 +463,20 @@ def test_block_sweep_plot_draws_three_pngs_deterministically(tmp_path):
   assert sorted(tmp_path.iterdir()) == sorted(paths)  # no temp files left
 
 
+def test_block_sweep_check_counts_column_tiles():
+  # A step of 4 column tiles does 4x each tile's pieces; a record that
+  # counted one tile's FLOPs for 4 tiles is caught.
+  record = _sweep()
+  for p in record["metrics"]["points"]:
+    if p["status"] == "ok":
+      p["n_column_tiles"] = 4
+      p["flops_per_step"] *= 4
+  ntga_block_sweep.check(record)
+  record["metrics"]["points"][0]["flops_per_step"] /= 4
+  with pytest.raises(_records.DataError, match="pieces' sum"):
+    ntga_block_sweep.check(record)
+
+
 def test_block_sweep_point_in_process_and_its_memory_plan():
   point = {"spec": "digits", "surrogate": "fnn", "block": 32, "targets": 40,
            "target_chunk": 20, "t": 64.0, "repeats": 2, "budget_s": 5.0,

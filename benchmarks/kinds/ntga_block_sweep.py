@@ -532,12 +532,16 @@ def check(record: dict[str, Any]) -> None:
       expect(_records.positive(p[key]), f"{what}: {key} = {p[key]}")
     expect(0 < p["fraction_of_matmul"] < 1.5, f"{what}: fraction of matmul rate")
     expect(p["peak_rss_mib"] >= p["baseline_rss_mib"], f"{what}: peak below baseline")
+    # Records made before K_nn and K_mn were cut into column tiles hold no
+    # ``n_column_tiles``: one tile spanned the block.
+    tiles = p.get("n_column_tiles", 1)
     expect(_records.close(p["flops_per_step"],
-                          p["n_slabs"] * p["flops_k_nn_slab"]
-                          + p["n_chunks"] * p["flops_k_mn_chunk"]),
+                          tiles * (p["n_slabs"] * p["flops_k_nn_slab"]
+                                   + p["n_chunks"] * p["flops_k_mn_chunk"])),
            f"{what}: FLOPs per step are not the pieces' sum")
     # K_nn needs at least the B x B x 64 Gram matrix (64 pixels or more).
-    expect(p["n_slabs"] * p["flops_k_nn_slab"] >= 2 * p["block"] ** 2 * 64,
+    expect(tiles * p["n_slabs"] * p["flops_k_nn_slab"]
+           >= 2 * p["block"] ** 2 * 64,
            f"{what}: too few K_nn FLOPs")
   for s in c["surrogates"]:
     flops = [p["flops_per_step"] for p in points
