@@ -51,6 +51,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ntga import _tiles
+
 # Abramowitz & Stegun 4.4.46: arccos(a) = sqrt(1 - a) * sum_k c_k a^k on [0, 1].
 _ACOS = (1.5707963050, -0.2145988016, 0.0889789874, -0.0501743046,
          0.0308918810, -0.0170881256, 0.0066700901, -0.0012624911)
@@ -194,7 +196,8 @@ def _patches(x: jax.Array, k: int, s: int) -> jax.Array:
 
 
 def cnn_ntk_fn(*, w_var: float, b_var: float, filter_size: int = 5,
-               stride: int = 2, conv_depth: int = 2, dense_depth: int = 3
+               stride: int = 2, conv_depth: int = 2, dense_depth: int = 3,
+               tile: tuple[int, int] | None = None
                ) -> Callable[[jax.Array, jax.Array], jax.Array]:
   """The NTK of conv_depth x [Conv -> ReLU] -> Flatten -> dense_depth x Dense.
 
@@ -203,10 +206,54 @@ def cnn_ntk_fn(*, w_var: float, b_var: float, filter_size: int = 5,
     filter_size, stride: square SAME convolutions.
     conv_depth: number of Conv -> ReLU blocks (>= 1).
     dense_depth: number of Dense layers after Flatten (widths do not matter).
+    tile: ``(rows, cols)``: compute the kernel in sub-tiles of at most this
+      many image pairs, one after the other, each rematerialised in the
+      backward pass (:func:`tiled`). The per-pixel arrays of one sub-tile
+      then stay in cache; the values are the same. None: in one piece.
 
   Returns:
     ``kernel_fn(x1, x2) -> (n1, n2)`` for NHWC float arrays.
+
+  Example:
+    >>> kfn = cnn_ntk_fn(w_var=1.76, b_var=0.18, tile=(50, 64))
   """
+  whole = _whole_kernel_fn(w_var, b_var, filter_size, stride, conv_depth,
+                           dense_depth)
+  if tile is None:
+    return whole
+  return functools.partial(tiled, whole, tile=tile)
+
+
+def tiled(kernel_fn: Callable[[jax.Array, jax.Array], jax.Array],
+          x1: jax.Array, x2: jax.Array, *, tile: tuple[int, int]) -> jax.Array:
+  """``kernel_fn(x1, x2)`` computed in sub-tiles of at most ``tile`` pairs.
+
+  ``x1`` and ``x2`` are cut into equal pieces (:func:`ntga._tiles.pieces`,
+  padding dropped afterwards) and a nested ``lax.map`` computes one
+  (rows x cols) sub-tile at a time, each under ``jax.checkpoint``, so only
+  one sub-tile's intermediates are alive, forward or backward.
+
+  Args:
+    kernel_fn: ``(a, b) -> (len(a), len(b))`` kernel.
+    x1, x2: (n1, ...) and (n2, ...) inputs.
+    tile: ``(rows, cols)``, the largest sub-tile.
+
+  Returns:
+    The (n1, n2) kernel, equal to ``kernel_fn(x1, x2)``.
+  """
+  (n1, n2), (rows, cols) = (x1.shape[0], x2.shape[0]), tile
+  if n1 <= rows and n2 <= cols:
+    return kernel_fn(x1, x2)
+  a, b = _tiles.pieces(x1, rows), _tiles.pieces(x2, cols)
+  sub = jax.checkpoint(kernel_fn)
+  k = jax.lax.map(lambda ai: jax.lax.map(lambda bj: sub(ai, bj), b), a)
+  k = jnp.moveaxis(k, 1, 2)  # (pieces of x1, rows, pieces of x2, cols)
+  return k.reshape(k.shape[0] * k.shape[1], -1)[:n1, :n2]
+
+
+def _whole_kernel_fn(w_var, b_var, filter_size, stride, conv_depth,
+                     dense_depth) -> Callable[[jax.Array, jax.Array], jax.Array]:
+  """:func:`cnn_ntk_fn`'s kernel, computed in one piece."""
   k, s = filter_size, stride
 
   def kernel_fn(x1: jax.Array, x2: jax.Array) -> jax.Array:

@@ -57,7 +57,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ntga import data, defense_aware, io, predict, surrogates
+from ntga import _tiles, data, defense_aware, io, predict, surrogates
+from ntga._tiles import slab_shape  # noqa: F401  (public: pgd.slab_shape)
 from ntga.bounds import quantize  # noqa: F401  (public: pgd.quantize)
 from ntga.errors import ConfigError, DataError, OutputError
 from ntga.protocol import AttackConfig, RunContext, default_eps
@@ -316,29 +317,11 @@ def target_weights(blocks: list[np.ndarray], target: np.ndarray) -> np.ndarray:
 # The jit-compiled per-block attack.
 
 
-# Columns of a kernel tile: K_nn slabs and K_mn chunks are computed this many
+# Columns of a kernel tile: K_nn tiles and K_mn chunks pair at most this many
 # block images at a time, so that the intermediates of one kernel call (the
 # cnn surrogate keeps one entry per pixel per image pair) stay the size of a
-# (rows x COLUMN_TILE) tile whatever the block size; blocks up to this size are
-# computed in one piece as before.
+# (rows x COLUMN_TILE) tile whatever the block size.
 COLUMN_TILE = 512
-
-
-def slab_shape(n: int, chunk: int) -> tuple[int, int]:
-  """(number of slabs, rows per slab) that :func:`block_kernel` uses."""
-  n_slabs = math.ceil(n / chunk)
-  return n_slabs, math.ceil(n / n_slabs)
-
-
-def _pieces(x: jax.Array, size: int) -> jax.Array:
-  """``x`` padded with copies of its first rows and cut into equal pieces.
-
-  Returns an array of shape ``(pieces, rows) + x.shape[1:]`` with
-  ``(pieces, rows) = slab_shape(len(x), size)``.
-  """
-  n_pieces, rows = slab_shape(x.shape[0], size)
-  padded = jnp.concatenate([x, x[:n_pieces * rows - x.shape[0]]])
-  return padded.reshape((n_pieces, rows) + x.shape[1:])
 
 
 def tiled_kernel(kernel_fn: Callable, a: jax.Array, b: jax.Array, *,
@@ -364,37 +347,61 @@ def tiled_kernel(kernel_fn: Callable, a: jax.Array, b: jax.Array, *,
   n = b.shape[0]
   if n <= columns:
     return kernel_fn(a, b)
-  tiles = _pieces(b, columns)
+  tiles = _tiles.pieces(b, columns)
   k = jax.lax.map(jax.checkpoint(lambda tile: kernel_fn(a, tile)), tiles)
   return jnp.moveaxis(k, 0, 1).reshape(a.shape[0], -1)[:, :n]
 
 
+def block_tiles(n: int, chunk: int, columns: int = COLUMN_TILE
+                ) -> tuple[int, int]:
+  """(number of tiles, images per side) :func:`block_kernel` computes.
+
+  A block of ``n`` images is cut into ``p`` pieces of at most
+  ``min(chunk, columns)`` images, and K_nn's upper triangle of
+  ``p (p + 1) / 2`` square tiles is computed.
+  """
+  p, rows = _tiles.slab_shape(n, min(chunk, columns))
+  return p * (p + 1) // 2, rows
+
+
 def block_kernel(kernel_fn: Callable, x: jax.Array, *, chunk: int,
                  columns: int = COLUMN_TILE) -> jax.Array:
-  """K(x, x) computed in tiles of ``chunk`` rows by ``columns`` columns.
+  """K(x, x) computed in square tiles, its upper triangle only.
 
-  Each tile is rematerialised in the backward pass, so peak memory follows
-  chunk x columns instead of n x n intermediates (the cnn surrogate's hold
-  one entry per pixel), and the only n x n array is the kernel itself. Rows
-  and columns are padded with copies to whole tiles and the padding is
-  dropped; the values are those of ``kernel_fn(x, x)``.
+  The block is cut into ``p`` equal pieces of at most ``min(chunk,
+  columns)`` images (padded with copies, dropped afterwards); the
+  ``p (p + 1) / 2`` tiles K(piece_i, piece_j), i <= j, are computed one
+  after the other, each rematerialised in the backward pass, and the lower
+  triangle is their transpose. So the kernel costs about half of n x n
+  pairs, peak memory follows one tile's intermediates (the cnn surrogate's
+  hold one entry per pixel per pair), and the only n x n array is the kernel
+  itself. The values are those of ``kernel_fn(x, x)``, symmetric off the
+  diagonal tiles.
 
   Args:
     kernel_fn: the surrogate's NTK function.
     x: (n, ...) images of a block.
-    chunk: the most rows one slab holds.
+    chunk: the most rows one tile holds.
     columns: the most columns one kernel call computes.
 
   Returns:
     The (n, n) kernel.
+
+  Example:
+    >>> k_nn = block_kernel(surrogates.get("fnn", 10), x_block, chunk=250)
   """
   n = x.shape[0]
-  if slab_shape(n, chunk)[0] == 1:
-    return tiled_kernel(kernel_fn, x, x, columns=columns)
-  slabs = _pieces(x, chunk)
-  k = jax.lax.map(jax.checkpoint(
-      lambda r: tiled_kernel(kernel_fn, r, x, columns=columns)), slabs)
-  return k.reshape(-1, n)[:n]
+  size = min(chunk, columns)
+  if n <= size:
+    return kernel_fn(x, x)
+  p, rows = _tiles.slab_shape(n, size)
+  xs = _tiles.pieces(x, size)
+  i, j = (jnp.asarray(a, jnp.int32) for a in np.triu_indices(p))
+  upper = jax.lax.map(jax.checkpoint(lambda ij: kernel_fn(xs[ij[0]], xs[ij[1]])),
+                      (i, j))
+  k = jnp.zeros((p, p, rows, rows), upper.dtype)
+  k = k.at[j, i].set(jnp.swapaxes(upper, 1, 2)).at[i, j].set(upper)
+  return jnp.swapaxes(k, 1, 2).reshape(p * rows, p * rows)[:n, :n]
 
 
 def _gp_loss(x_block, y_block, mask, tx, ty, tw, *, kernel_fn, t, diag_reg,

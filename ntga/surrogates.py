@@ -61,8 +61,18 @@ def cnn_layers(num_classes: int, channels: int = 64):
       stax.Dense(num_classes, W_std=W_STD, b_std=B_STD))
 
 
+# The cnn kernel on single-channel images runs in sub-tiles of this many
+# image pairs (``cnn_ntk_fn(tile=...)``): its per-pixel arrays then stay in
+# cache. ``cnn_tile_sweep`` in benchmarks/RESULTS.md: on 28x28x1 images a
+# 250 x 512 tile's value and gradient ran 1.1-1.3x faster (gradient to the
+# column images, as in K_mn) and 1.8x (to both sides, as in K_nn); on
+# 32x32x3 images, whose first layer's 75-feature patch products are larger
+# matmuls, no sub-tile was consistently faster, so colour images stay whole.
+CNN_GREY_SUB_TILE = (50, 64)
+
+
 @functools.lru_cache(maxsize=None)
-def get(name: str, num_classes: int) -> KernelFn:
+def get(name: str, num_classes: int, *, sub_tiles: bool = True) -> KernelFn:
   """Returns the NTK function ``k(x1, x2) -> (n1, n2)`` of a surrogate.
 
   The same arguments return the same function object, so that compiled
@@ -71,6 +81,10 @@ def get(name: str, num_classes: int) -> KernelFn:
   Args:
     name: ``"fnn"`` or ``"cnn"``.
     num_classes: number of output classes (only the CNN's readout uses it).
+    sub_tiles: cnn only: compute single-channel images in sub-tiles of
+      :data:`CNN_GREY_SUB_TILE` pairs (faster, same values). False: in one
+      piece, which XLA's cost analysis can count (it counts a loop's body
+      once).
 
   Returns:
     A function of two float32 NHWC image batches in [0, 1] returning their
@@ -80,7 +94,11 @@ def get(name: str, num_classes: int) -> KernelFn:
     kernel_fn = fnn_ntk_fn(w_var=W_STD**2, b_var=B_STD**2, depth=5)
   elif name == "cnn":
     # The readout width (num_classes) does not change the infinite-width NTK.
-    kernel_fn = cnn_ntk_fn(w_var=W_STD**2, b_var=B_STD**2)
+    whole = cnn_ntk_fn(w_var=W_STD**2, b_var=B_STD**2)
+    grey = cnn_ntk_fn(w_var=W_STD**2, b_var=B_STD**2, tile=CNN_GREY_SUB_TILE)
+
+    def kernel_fn(x1: jax.Array, x2: jax.Array) -> jax.Array:
+      return (grey if sub_tiles and x1.shape[-1] == 1 else whole)(x1, x2)
   else:
     from ntga.errors import ConfigError  # pylint: disable=g-import-not-at-top
     raise ConfigError(f"unknown surrogate {name!r}; choose one of {NAMES}")

@@ -218,8 +218,8 @@ def _sweep():
   points = [{"surrogate": s, "block": b, "targets": c["targets"][s], "status": "ok",
              "seconds_per_step": 0.01 * b, "seconds_per_step_all": [0.01 * b],
              "peak_rss_mib": 0.5 * b + 300, "baseline_rss_mib": 300.0,
-             "flops_per_step": 2e7 * b * k, "n_slabs": 1, "n_chunks": 2,
-             "flops_k_nn_slab": 1e7 * b * k, "flops_k_mn_chunk": 5e6 * b * k,
+             "flops_per_step": 2e7 * b * k, "n_k_nn_tiles": 1, "n_chunks": 2,
+             "n_column_tiles": 1, "flops_k_nn_tile": 1e7 * b * k, "flops_k_mn_chunk": 5e6 * b * k,
              "xla_planned_mib": 10.0, "kernel_seconds_per_step": 0.005 * b,
              "flops_source": "xla", "achieved_gflops": 10.0, "fraction_of_matmul": 0.1,
              "kernel_share": 0.5, "loadavg_1m": 1.0}
@@ -464,15 +464,18 @@ def test_block_sweep_plot_draws_three_pngs_deterministically(tmp_path):
 
 
 def test_block_sweep_check_counts_column_tiles():
-  # A step of 4 column tiles does 4x each tile's pieces; a record that
-  # counted one tile's FLOPs for 4 tiles is caught.
+  # A step of 4 column tiles does 4 K_mn tiles per target chunk; a record
+  # that counted one is caught.
   record = _sweep()
   for p in record["metrics"]["points"]:
     if p["status"] == "ok":
       p["n_column_tiles"] = 4
-      p["flops_per_step"] *= 4
+      p["flops_per_step"] = (p["n_k_nn_tiles"] * p["flops_k_nn_tile"]
+                             + p["n_chunks"] * 4 * p["flops_k_mn_chunk"])
   ntga_block_sweep.check(record)
-  record["metrics"]["points"][0]["flops_per_step"] /= 4
+  p = record["metrics"]["points"][0]
+  p["flops_per_step"] = (p["n_k_nn_tiles"] * p["flops_k_nn_tile"]
+                         + p["n_chunks"] * p["flops_k_mn_chunk"])
   with pytest.raises(_records.DataError, match="pieces' sum"):
     ntga_block_sweep.check(record)
 
@@ -483,13 +486,14 @@ def test_block_sweep_point_in_process_and_its_memory_plan():
            "max_rss_mib": 1e6}
   m = ntga_block_sweep.measure_point(point)
   assert "status" not in m and m["n_chunks"] == 2
-  # K_nn in 2 slabs of 16 rows (pgd.block_kernel with chunk 20).
-  assert (m["n_slabs"], m["slab_rows"]) == (2, 16)
+  # K_nn cut in 2 pieces of 16: its upper triangle is 3 tiles of 16 x 16
+  # (pgd.block_kernel with chunk 20).
+  assert (m["n_k_nn_tiles"], m["k_nn_tile_rows"]) == (3, 16)
   # The block fits one column tile (pgd.COLUMN_TILE).
   assert (m["n_column_tiles"], m["tile_columns"]) == (1, 32)
   assert 1 <= len(m["seconds_per_step_all"]) <= 2 and m["seconds_per_step"] > 0
-  assert m["flops_per_step"] == m["n_column_tiles"] * (
-      2 * m["flops_k_nn_slab"] + 2 * m["flops_k_mn_chunk"]) > 0
+  assert m["flops_per_step"] == (3 * m["flops_k_nn_tile"] + 2 * m["n_column_tiles"]
+                                 * m["flops_k_mn_chunk"]) > 0
   assert m["achieved_gflops"] == pytest.approx(
       m["flops_per_step"] / m["kernel_seconds_per_step"] / 1e9)
   # A plan over the cap: counted and compiled, never run.

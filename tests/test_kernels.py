@@ -142,6 +142,24 @@ def test_fast_cnn_kernel_matches_neural_tangents(key, shape):
     np.testing.assert_allclose(got, want, atol=1e-4 * float(jnp.abs(want).max()))
 
 
+@pytest.mark.parametrize("tile", [(3, 4), (7, 2), (1, 10)])
+def test_cnn_kernel_in_sub_tiles_equals_whole(key, tile):
+  """cnn_ntk_fn(tile=...) cuts the pairs into sub-tiles (padded with copies,
+  dropped afterwards): same values and gradients as the kernel in one piece,
+  with a duplicate image straddling two sub-tiles and K(x, x) through it."""
+  from ntga._cnn_kernel import cnn_ntk_fn  # pylint: disable=g-import-not-at-top
+  k1, k2 = jax.random.split(key)
+  x1 = jax.random.uniform(k1, (7, 10, 10, 3))
+  x2 = jax.random.uniform(k2, (10, 10, 10, 3)).at[5].set(x1[1])
+  whole = jax.jit(cnn_ntk_fn(w_var=1.76, b_var=0.18))
+  cut = jax.jit(cnn_ntk_fn(w_var=1.76, b_var=0.18, tile=tile))
+  for args in (lambda a: (x1, a), lambda a: (a, a)):
+    np.testing.assert_allclose(cut(*args(x2)), whole(*args(x2)), rtol=1e-6)
+    want = jax.grad(lambda a, args=args: whole(*args(a)).sum())(x2)
+    got = jax.grad(lambda a, args=args: cut(*args(a)).sum())(x2)
+    np.testing.assert_allclose(got, want, atol=1e-6 * float(jnp.abs(want).max()))
+
+
 def test_window_average_rows_cover_each_window():
   """SAME 5x5 stride-2 windows on 14x14: 7x7 outputs, 25 taps inside."""
   from ntga._cnn_kernel import window_average  # pylint: disable=g-import-not-at-top

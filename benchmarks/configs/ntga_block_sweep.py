@@ -15,17 +15,18 @@ with its FLOP count and XLA's plan, one that passes it while running as
 Target sets differ per surrogate: 10,000 for fnn (the paper's validation set)
 but 1,000 for cnn (as in tables 1 and 2), whose diagonal-spatial kernel costs
 ~10 us per image pair for value and gradient here (``cnn_kernel_speed``), far
-more than fnn's (compare the FLOP columns). Every kernel is built in tiles of
-at most 250 rows by ``ntga.pgd.COLUMN_TILE`` (512) block images
-(``ntga.pgd.block_kernel`` for the block's own K_nn, ``ntga.pgd.tiled_kernel``
-for K_mn against each target chunk), rematerialised in the backward pass, so
+more than fnn's (compare the FLOP columns). Every kernel is built in tiles,
+rematerialised in the backward pass: the block's own K_nn in square tiles of
+at most 250 images a side, its upper triangle only
+(``ntga.pgd.block_kernel``), and K_mn in tiles of a target chunk by at most
+``ntga.pgd.COLUMN_TILE`` (512) block images (``ntga.pgd.tiled_kernel``), so
 only the block's n x n arrays grow quadratically with the block. The FLOP
 rate divides XLA's FLOP count of the kernel pieces (one K_nn tile and one
 K_mn tile, forward + backward, each compiled and timed alone, counted once
 per tile the step builds) by their timed seconds; "kernels' % of the step"
 is those pieces' seconds over the whole step's, above 100% where the fused
 step does the same kernel work faster than its pieces timed one by one.
-Smoke: digits, one block of 64 (K_nn in two slabs), 100 targets in chunks
+Smoke: digits, one block of 64 (K_nn in three tiles), 100 targets in chunks
 of 50.
 
   python -m benchmarks.run ntga_block_sweep [--smoke]

@@ -12,7 +12,7 @@ cnn surrogate with 1,000 targets (as in tables 1 and 2) at blocks 256 ...
 12 GiB cap on its resident memory. Each predictor's gradient is compared
 with the eigh path's (cosine) wherever both ran; the Chebyshev rows say how
 many terms the series took on the clean block.
-Smoke: digits, fnn only, one block of 64 (K_nn in two slabs), 100 targets
+Smoke: digits, fnn only, one block of 64 (K_nn in three tiles), 100 targets
 in chunks of 50.
 
   python -m benchmarks.run ntga_predictor_sweep [--smoke]

@@ -31,6 +31,7 @@ from __future__ import annotations
 from types import ModuleType
 
 from benchmarks.kinds import (attack_speed, attacks_victims, cnn_kernel_speed,
+                              cnn_tile_sweep,
                               command, evaluate_command, mlp_poison,
                               ntga_block_sweep, ntga_devices,
                               ntga_predictor_sweep, ntga_step_speed,
@@ -42,7 +43,7 @@ MODULES: tuple[ModuleType, ...] = (
     table, poison_eval, attacks_victims, mlp_poison, evaluate_command,
     attack_speed, ntga_step_speed, ntga_variant_speed, poison_vs_plain,
     ntga_block_sweep, ntga_predictor_sweep, ntga_devices, cnn_kernel_speed,
-    victim_speed, command)
+    cnn_tile_sweep, victim_speed, command)
 
 #: group -> (its heading on the page and the paragraph that opens it), or
 #: None for sections that stand at the top level (the tables).

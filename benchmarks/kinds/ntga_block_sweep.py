@@ -16,12 +16,13 @@ reports belongs to that point alone. The child process:
    analysis. XLA counts the body of a loop once, whatever its trip count, and
    gives the LAPACK ``eigh`` custom call almost nothing, so the whole step's
    count is unusable; instead two loop-free pieces are compiled and counted,
-   in the tile shapes the step uses (:func:`ntga.pgd.block_kernel`, at most
-   ``pgd.COLUMN_TILE`` block images per kernel call): one tile of K_nn
-   (``slab_rows`` x ``tile_columns``) forward + backward (``n_slabs`` x
-   ``n_column_tiles`` per step) and one target chunk's K_mn tile forward +
-   backward (``n_chunks`` x ``n_column_tiles`` per step, as the
-   rematerialised scan runs it). The same two compiled pieces are timed, so
+   in the tile shapes the step uses: one square tile of K_nn
+   (``k_nn_tile_rows`` a side) forward + backward (``n_k_nn_tiles`` per
+   step: :func:`ntga.pgd.block_kernel` computes the upper triangle,
+   :func:`ntga.pgd.block_tiles`) and one target chunk's K_mn tile forward +
+   backward (``n_chunks`` x ``n_column_tiles`` per step, at most
+   ``pgd.COLUMN_TILE`` block images each, as the rematerialised scan runs
+   it). The same two compiled pieces are timed, so
    ``achieved_gflops`` is the FLOP rate of the kernel computations
    themselves, not diluted by the GP solve (eigh or Chebyshev) and the GP
    algebra; ``kernel_share`` says what part of the step they take;
@@ -203,31 +204,37 @@ def measure_point(point: dict[str, Any]) -> dict[str, Any]:
   step = jax.jit(jax.grad(loss)).lower(xb).compile()
   compile_s = time.perf_counter() - start
 
-  # The kernel computations, as two loop-free pieces XLA can count: one tile
-  # of K_nn (slab rows x column-tile columns) forward + backward (the step
-  # builds K_nn from n_slabs x n_tiles such tiles, pgd.block_kernel), and one
-  # target chunk's K_mn tile forward + backward (n_chunks x n_tiles of them,
-  # pgd.tiled_kernel).
-  n_slabs, rows = pgd.slab_shape(block, chunk)
+  # The kernel computations, as two loop-free pieces XLA can count: one
+  # square tile of K_nn forward + backward (the step computes n_nn of them,
+  # K_nn's upper triangle, pgd.block_kernel), and one target chunk's K_mn
+  # tile forward + backward (n_chunks x n_tiles of them, pgd.tiled_kernel).
+  n_nn, rows = pgd.block_tiles(block, chunk)
   n_tiles, cols = pgd.slab_shape(block, pgd.COLUMN_TILE)
   keys = jax.random.split(jax.random.key(0))
-  ct_nn = jax.random.normal(keys[0], (rows, cols), jnp.float32)
+  ct_nn = jax.random.normal(keys[0], (rows, rows), jnp.float32)
   ct_mn = jax.random.normal(keys[1], (chunk, cols), jnp.float32)
   cx = tx[0]
-  nn = jax.jit(jax.grad(lambda x: jnp.vdot(kernel_fn(x[:rows], x[:cols]),
-                                           ct_nn))).lower(xb).compile()
-  mn = jax.jit(jax.grad(lambda x: jnp.vdot(kernel_fn(cx, x[:cols]), ct_mn))
-               ).lower(xb).compile()
-  cost_nn, cost_mn = _xla_cost(nn), _xla_cost(mn)
+  def pieces(kfn):
+    nn = jax.jit(jax.grad(lambda x: jnp.vdot(kfn(x[:rows], x[-rows:]),
+                                             ct_nn))).lower(xb).compile()
+    mn = jax.jit(jax.grad(lambda x: jnp.vdot(kfn(cx, x[:cols]), ct_mn))
+                 ).lower(xb).compile()
+    return nn, mn
+
+  nn, mn = pieces(kernel_fn)
+  # Counted in one piece: the cnn kernel's sub-tiles are a loop, whose body
+  # XLA counts once. Same computation, same FLOPs.
+  cost_nn, cost_mn = (_xla_cost(c) for c in pieces(
+      surrogates.get(point["surrogate"], classes, sub_tiles=False)))
   out = {
       "compile_seconds": compile_s,
-      "flops_per_step": n_tiles * (n_slabs * cost_nn["flops"]
-                                   + n_chunks * cost_mn["flops"]),
-      "transcendentals_per_step": n_tiles * (
-          n_slabs * cost_nn["transcendentals"]
-          + n_chunks * cost_mn["transcendentals"]),
-      "flops_k_nn_slab": cost_nn["flops"], "flops_k_mn_chunk": cost_mn["flops"],
-      "n_slabs": n_slabs, "slab_rows": rows, "n_chunks": n_chunks,
+      "flops_per_step": (n_nn * cost_nn["flops"]
+                         + n_chunks * n_tiles * cost_mn["flops"]),
+      "transcendentals_per_step": (
+          n_nn * cost_nn["transcendentals"]
+          + n_chunks * n_tiles * cost_mn["transcendentals"]),
+      "flops_k_nn_tile": cost_nn["flops"], "flops_k_mn_chunk": cost_mn["flops"],
+      "n_k_nn_tiles": n_nn, "k_nn_tile_rows": rows, "n_chunks": n_chunks,
       "n_column_tiles": n_tiles, "tile_columns": cols,
       "xla_planned_mib": _planned_mib(step),
       "baseline_rss_mib": baseline,
@@ -241,12 +248,12 @@ def measure_point(point: dict[str, Any]) -> dict[str, Any]:
   nn_times = time_calls(lambda: nn(xb), repeats, budget)
   mn_times = time_calls(lambda: mn(xb), repeats, budget)
   seconds = statistics.median(step_times)
-  kernel_s = n_tiles * (n_slabs * statistics.median(nn_times)
-                       + n_chunks * statistics.median(mn_times))
+  kernel_s = (n_nn * statistics.median(nn_times)
+              + n_chunks * n_tiles * statistics.median(mn_times))
   return {
       "seconds_per_step": seconds, "seconds_per_step_all": step_times, **out,
       "kernel_seconds_per_step": kernel_s,
-      "kernel_seconds_k_nn_slab_all": nn_times,
+      "kernel_seconds_k_nn_tile_all": nn_times,
       "kernel_seconds_k_mn_chunk_all": mn_times,
       "kernel_share": kernel_s / seconds,
       "achieved_gflops": out["flops_per_step"] / kernel_s / 1e9,
@@ -381,8 +388,9 @@ def run(config: dict[str, Any]) -> dict[str, Any]:
   matmul_s = statistics.median(before["seconds_all"] + after["seconds_all"])
   gflops = before["flops"] / matmul_s / 1e9
   for p in points:
-    p["flops_source"] = ("xla_cost_analysis: n_slabs x (K_nn slab fwd+bwd) + "
-                         "n_chunks x (K_mn chunk fwd+bwd)")
+    p["flops_source"] = ("xla_cost_analysis: n_k_nn_tiles x (K_nn tile "
+                         "fwd+bwd) + n_chunks x n_column_tiles x (K_mn "
+                         "chunk tile fwd+bwd)")
     if p["status"] == "ok":
       p["fraction_of_matmul"] = p["achieved_gflops"] / gflops
       p["step_gflops"] = p["flops_per_step"] / p["seconds_per_step"] / 1e9
@@ -532,16 +540,14 @@ def check(record: dict[str, Any]) -> None:
       expect(_records.positive(p[key]), f"{what}: {key} = {p[key]}")
     expect(0 < p["fraction_of_matmul"] < 1.5, f"{what}: fraction of matmul rate")
     expect(p["peak_rss_mib"] >= p["baseline_rss_mib"], f"{what}: peak below baseline")
-    # Records made before K_nn and K_mn were cut into column tiles hold no
-    # ``n_column_tiles``: one tile spanned the block.
-    tiles = p.get("n_column_tiles", 1)
     expect(_records.close(p["flops_per_step"],
-                          tiles * (p["n_slabs"] * p["flops_k_nn_slab"]
-                                   + p["n_chunks"] * p["flops_k_mn_chunk"])),
+                          p["n_k_nn_tiles"] * p["flops_k_nn_tile"]
+                          + p["n_chunks"] * p["n_column_tiles"]
+                          * p["flops_k_mn_chunk"]),
            f"{what}: FLOPs per step are not the pieces' sum")
-    # K_nn needs at least the B x B x 64 Gram matrix (64 pixels or more).
-    expect(tiles * p["n_slabs"] * p["flops_k_nn_slab"]
-           >= 2 * p["block"] ** 2 * 64,
+    # K_nn's upper triangle needs at least half the B x B x 64 Gram matrix
+    # (64 pixels or more).
+    expect(p["n_k_nn_tiles"] * p["flops_k_nn_tile"] >= p["block"] ** 2 * 64,
            f"{what}: too few K_nn FLOPs")
   for s in c["surrogates"]:
     flops = [p["flops_per_step"] for p in points
