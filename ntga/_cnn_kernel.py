@@ -208,7 +208,7 @@ def cnn_ntk_fn(*, w_var: float, b_var: float, filter_size: int = 5,
     dense_depth: number of Dense layers after Flatten (widths do not matter).
     tile: ``(rows, cols)``: compute the kernel in sub-tiles of at most this
       many image pairs, one after the other, each rematerialised in the
-      backward pass (:func:`tiled`). The per-pixel arrays of one sub-tile
+      backward pass (:func:`ntga._tiles.tiled`). The per-pixel arrays of one sub-tile
       then stay in cache; the values are the same. None: in one piece.
 
   Returns:
@@ -221,34 +221,7 @@ def cnn_ntk_fn(*, w_var: float, b_var: float, filter_size: int = 5,
                            dense_depth)
   if tile is None:
     return whole
-  return functools.partial(tiled, whole, tile=tile)
-
-
-def tiled(kernel_fn: Callable[[jax.Array, jax.Array], jax.Array],
-          x1: jax.Array, x2: jax.Array, *, tile: tuple[int, int]) -> jax.Array:
-  """``kernel_fn(x1, x2)`` computed in sub-tiles of at most ``tile`` pairs.
-
-  ``x1`` and ``x2`` are cut into equal pieces (:func:`ntga._tiles.pieces`,
-  padding dropped afterwards) and a nested ``lax.map`` computes one
-  (rows x cols) sub-tile at a time, each under ``jax.checkpoint``, so only
-  one sub-tile's intermediates are alive, forward or backward.
-
-  Args:
-    kernel_fn: ``(a, b) -> (len(a), len(b))`` kernel.
-    x1, x2: (n1, ...) and (n2, ...) inputs.
-    tile: ``(rows, cols)``, the largest sub-tile.
-
-  Returns:
-    The (n1, n2) kernel, equal to ``kernel_fn(x1, x2)``.
-  """
-  (n1, n2), (rows, cols) = (x1.shape[0], x2.shape[0]), tile
-  if n1 <= rows and n2 <= cols:
-    return kernel_fn(x1, x2)
-  a, b = _tiles.pieces(x1, rows), _tiles.pieces(x2, cols)
-  sub = jax.checkpoint(kernel_fn)
-  k = jax.lax.map(lambda ai: jax.lax.map(lambda bj: sub(ai, bj), b), a)
-  k = jnp.moveaxis(k, 1, 2)  # (pieces of x1, rows, pieces of x2, cols)
-  return k.reshape(k.shape[0] * k.shape[1], -1)[:n1, :n2]
+  return functools.partial(_tiles.tiled, whole, rows=tile[0], cols=tile[1])
 
 
 def _whole_kernel_fn(w_var, b_var, filter_size, stride, conv_depth,

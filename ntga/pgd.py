@@ -344,12 +344,7 @@ def tiled_kernel(kernel_fn: Callable, a: jax.Array, b: jax.Array, *,
   Example:
     >>> k = tiled_kernel(surrogates.get("cnn", 10), x_targets, x_block)
   """
-  n = b.shape[0]
-  if n <= columns:
-    return kernel_fn(a, b)
-  tiles = _tiles.pieces(b, columns)
-  k = jax.lax.map(jax.checkpoint(lambda tile: kernel_fn(a, tile)), tiles)
-  return jnp.moveaxis(k, 0, 1).reshape(a.shape[0], -1)[:, :n]
+  return _tiles.tiled(kernel_fn, a, b, rows=a.shape[0], cols=columns)
 
 
 def block_tiles(n: int, chunk: int, columns: int = COLUMN_TILE
