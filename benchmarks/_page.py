@@ -82,6 +82,17 @@ def fmt(value: Any, spec: str, scale: float = 1.0) -> str:
   return format(round(value) if spec == "d" else value, spec)
 
 
+def load_text(before: Sequence[float], after: Sequence[float]) -> str:
+  """One sentence with the 1/5/15-minute load averages before and after a sweep.
+
+  Example:
+    >>> load_text([1.0, 1.2, 1.5], [1.8, 1.7, 1.6])
+    'Load average (1, 5, 15 min) before the sweep: 1.0, 1.2, 1.5; after: 1.8, 1.7, 1.6.'
+  """
+  nums = lambda xs: ", ".join(f"{x:.1f}" for x in xs)  # noqa: E731
+  return f"Load average (1, 5, 15 min) before the sweep: {nums(before)}; after: {nums(after)}."
+
+
 def esc(text: Any) -> str:
   """Text for a table cell: '|' escaped, one line."""
   return str(text).replace("|", "\\|").replace("\n", " ")

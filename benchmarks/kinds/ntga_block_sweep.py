@@ -584,10 +584,7 @@ def _body(r: dict[str, Any]) -> tuple[list[str], list[_page.Plot]]:
   if sources:
     lines += ["", "FLOP counts: " + "; ".join(sources) + "."]
   if m.get("loadavg_before") is not None:
-    lines += ["", "Load average (1, 5, 15 min) before the sweep: "
-              + ", ".join(f"{x:.1f}" for x in m["loadavg_before"])
-              + "; after: " + ", ".join(f"{x:.1f}" for x in m["loadavg_after"])
-              + "."]
+    lines += ["", _page.load_text(m["loadavg_before"], m["loadavg_after"])]
   figures = plots(r)
   lines += [""] + [p.link(p.name[:-len(".png")]) for p in figures]
   return lines, figures
@@ -600,12 +597,29 @@ def render(name: str, config: dict[str, Any], records: list[dict[str, Any]]
   return _page.record_sections(configs.doc(name), records, _body)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  """Child entry point: ``--point JSON`` measures one point, prints JSON."""
-  p = argparse.ArgumentParser(prog="ntga_block_sweep point",
-                              description=__doc__.split("\n")[0])
+def point_main(prog: str, description: str,
+               measure: Callable[[dict[str, Any]], dict[str, Any]],
+               argv: Sequence[str] | None = None) -> int:
+  """A sweep's child entry point: ``--point JSON`` measures one point, prints JSON.
+
+  Args:
+    prog: the program name in the usage line.
+    description: one line for ``--help``.
+    measure: maps a point's settings to its JSON-able result.
+    argv: the arguments (default ``sys.argv[1:]``).
+
+  Returns:
+    0 (the exit status).
+  """
+  p = argparse.ArgumentParser(prog=prog, description=description)
   p.add_argument("--point", required=True,
                  help="JSON of one point (see measure_point)")
   args = p.parse_args(sys.argv[1:] if argv is None else argv)
-  print(json.dumps(measure_point(json.loads(args.point))))
+  print(json.dumps(measure(json.loads(args.point))))
   return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Child entry point: ``--point JSON`` measures one point, prints JSON."""
+  return point_main("ntga_block_sweep point", __doc__.split("\n")[0],
+                    measure_point, argv)

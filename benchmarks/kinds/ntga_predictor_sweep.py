@@ -33,11 +33,8 @@ Example:
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -333,10 +330,7 @@ def _body(r: dict[str, Any]) -> tuple[list[str], list[_page.Plot]]:
                        "s / PGD step", "peak RSS (MiB)", "XLA plan (MiB)",
                        "Chebyshev terms", "gradient cosine vs eigh",
                        "load (1 min)"], rows, {1, 2, 5, 6, 7, 8, 9, 10})
-  lines += ["", "Load average (1, 5, 15 min) before the sweep: "
-            + ", ".join(f"{x:.1f}" for x in m["loadavg_before"])
-            + "; after: " + ", ".join(f"{x:.1f}" for x in m["loadavg_after"])
-            + "."]
+  lines += ["", _page.load_text(m["loadavg_before"], m["loadavg_after"])]
   figures = plots(r)
   lines += [""] + [p.link(p.name[:-len(".png")]) for p in figures]
   return lines, figures
@@ -351,10 +345,5 @@ def render(name: str, config: dict[str, Any], records: list[dict[str, Any]]
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Child entry point: ``--point JSON`` measures one point, prints JSON."""
-  p = argparse.ArgumentParser(prog=f"{KIND} point",
-                              description=__doc__.split("\n")[0])
-  p.add_argument("--point", required=True,
-                 help="JSON of one point (see measure_point)")
-  args = p.parse_args(sys.argv[1:] if argv is None else argv)
-  print(json.dumps(measure_point(json.loads(args.point))))
-  return 0
+  return block_sweep.point_main(f"{KIND} point", __doc__.split("\n")[0],
+                                measure_point, argv)
