@@ -436,7 +436,7 @@ class REMConfig(MinMinConfig):
       paper, ~10x its cost);
     * noise: 5 steps of 3.2/255 (paper: 10 of 1.6/255, the same reach of
       2 eps), 2 EOT samples (paper: 5);
-    * adversary: 4 steps of 1.6/255 (paper: 10 of 0.8/255, the same reach of
+    * adversary: 4 steps of 2/255 (paper: 10 of 0.8/255, the same reach of
       2 rho_a);
     * 400 source iterations of batch 128, the learning rate decayed at 160
       and 320 (paper: 5000, decayed at 2000 and 4000): 5 epochs of a
@@ -460,7 +460,7 @@ class REMConfig(MinMinConfig):
       (400, 5)
     """
     base = dict(source_model="fast", noise_steps=5, noise_step_size=3.2 / 255, eot_samples=2,
-                adv_steps=4, adv_step_size=1.6 / 255, total_train_steps=400,
+                adv_steps=4, adv_step_size=2 / 255, total_train_steps=400,
                 lr_decay_steps=160)
     return cls(**{**base, **overrides})
 

@@ -287,6 +287,15 @@ def test_paper_defaults():
   assert r.source_model == "resnet18" and r.perturb_freq == 1
 
 
+@pytest.mark.parametrize("config", [em.EMConfig(), em.EMConfig.cpu(), rem.REMConfig(),
+                                    rem.REMConfig.cpu()], ids=["em", "em-cpu", "rem", "rem-cpu"])
+def test_presets_keep_the_papers_reach(config):
+  """Fewer, larger steps, never a shorter reach: steps x step = 2 eps (noise), 2 rho_a (REM adversary)."""
+  assert config.noise_steps * config.noise_step_size == pytest.approx(2 * config.eps)
+  if isinstance(config, rem.REMConfig):
+    assert config.adv_steps * config.adv_step_size == pytest.approx(2 * config.rho_a)
+
+
 def test_shared_fields_live_in_one_base():
   """EM and REM share one base class; neither redeclares a shared field's type."""
   base = {f.name for f in dataclasses.fields(_minmin.MinMinConfig)}
