@@ -6,9 +6,17 @@ cpu``; :meth:`ntga.attacks.em.EMConfig.cpu`, :meth:`ntga.attacks.rem.REMConfig.c
 and judged by ``fast`` trained on that subset (its recipe, 6 epochs), tested
 on all 10,000 clean test images, 3 seeds per cell. Columns: ``none`` (no
 augmentation), ``augmentation`` (the recipe's flip + 2 px translation) and
-``at-4/255`` (single-step fast adversarial training at radius 4/255, step
-5/255 = 1.25 x radius, Wong et al., ICLR 2020; the radius REM's paper
-protects against).
+``at-4/255``: PGD adversarial training at radius 4/255, the radius REM's
+paper protects against, with 4 steps of 2/255 from a random start (REM's
+evaluation uses 10 steps of 0.8/255; 4 of 2/255 keep its reach of twice the
+radius at 2/5 of the cost, the rule of the REM CPU preset's adversary) and
+``AT_EPOCHS`` epochs instead of the recipe's 6, since adversarial training
+needs longer to fit. Column ``fgsm-at-4/255``, for clean and em only, is
+single-step fast adversarial training (FGSM from a random start, step 5/255
+= 1.25 x radius, Wong et al., ICLR 2020) at the recipe's 6 epochs, which
+this table used first: on ``fast`` it overfits catastrophically (the FGSM
+examples stop being adversarial and clean accuracy swings from seed to
+seed), so it is kept as that evidence, not as the defense.
 
 What this checks: EM drops ``fast`` to <= 30% (the ISS paper reports EM at
 21% on ResNet-18), and under adversarial training REM keeps ``fast`` at least
@@ -22,12 +30,17 @@ from benchmarks.configs import SHARED, cpu_preset
 SEEDS = [0, 1, 2]
 SUBSET = 10000
 AT_EPS = 4 / 255
+AT_EPOCHS = 12
 COLUMNS = {  # label -> (defense, victim settings beyond the recipe)
     "none": ("none", {"augment": "none"}),
     "augmentation": ("none", {"augment": "crop-flip"}),
-    "at-4/255": ("at-linf", {"augment": "none", "at_eps": AT_EPS, "at_steps": 1,
-                             "at_step_size": 1.25 * AT_EPS}),
+    "at-4/255": ("at-linf", {"augment": "none", "at_eps": AT_EPS, "at_steps": 4,
+                             "at_step_size": AT_EPS / 2, "epochs": AT_EPOCHS}),
+    "fgsm-at-4/255": ("at-linf", {"augment": "none", "at_eps": AT_EPS, "at_steps": 1,
+                                  "at_step_size": 1.25 * AT_EPS}),
 }
+# Rows judged in only some columns (the rest: every column).
+ONLY = {"fgsm-at-4/255": ("clean", "em")}
 # Published ResNet-18 value, no defense (ISS, Liu et al., ICML 2023).
 PAPER = {"em": {"none": 21.0}}
 
@@ -42,7 +55,8 @@ def get_config(smoke: bool = False) -> dict:
     data = {"spec": "digits", "limit": 200, "test_limit": 100}
     em = {**em, "max_rounds": 1, "train_steps": 2, "noise_steps": 1, "batch_size": 64}
     victim, seeds = {"victim": "fast", "epochs": 1, "batch_size": 64}, [0]
-    columns = {k: COLUMNS[k] for k in ("none", "at-4/255")}
+    columns = {k: (d, {**v, "epochs": 1}) for k, (d, v) in COLUMNS.items()
+               if k in ("none", "at-4/255")}
   entry = lambda name, settings: {"name": name, "seed": 0, "ratio": None,  # noqa: E731
                                   "settings": settings}
   rows = {"clean": None, "em": entry("em", em)}
@@ -51,7 +65,8 @@ def get_config(smoke: bool = False) -> dict:
   cells = [{"row": row, "col": col, "data": data, "attack": attack,
             "victim": {**victim, **settings}, "defense": defense, "seeds": seeds}
            for row, attack in rows.items()
-           for col, (defense, settings) in columns.items()]
+           for col, (defense, settings) in columns.items()
+           if row in ONLY.get(col, (row,))]
   return {"kind": "table",
           "title": "EM and REM on a 10,000-image CIFAR-10 subset (JPEG copy), "
                    "fast victim",
