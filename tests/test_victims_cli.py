@@ -66,6 +66,15 @@ def test_hooks_into_another_parser():
   args = parser.parse_args(["evaluate", "--train", "x", "--victim", "cnn",
                             "--defense", "jpeg", "--jpeg-quality", "30"])
   assert cli.config_from_args(args).defense.quality == 30
+  args = parser.parse_args(["evaluate", "--train", "x", "--victim", "fast",
+                            "--defense", "at-nfgsm", "--at-eps", "4/255", "--at-noise", "1.5"])
+  nfgsm = cli.config_from_args(args).resolved().defense
+  assert (nfgsm.name, nfgsm.noise) == ("at-nfgsm", 1.5)
+  assert nfgsm.step_size == pytest.approx(4 / 255)
+  args = parser.parse_args(["evaluate", "--train", "x", "--victim", "fast",
+                            "--defense", "at-nfgsm", "--at-steps", "3"])
+  with pytest.raises(ConfigError, match="at_steps.*defense at-nfgsm"):
+    cli.config_from_args(args)
   # Names are checked by config_from_args (one line), not argparse choices.
   args = parser.parse_args(["evaluate", "--train", "x", "--victim", "lenet"])
   with pytest.raises(ConfigError, match="unknown victim 'lenet'; choose one of fnn, "):

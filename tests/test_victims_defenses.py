@@ -60,6 +60,11 @@ def test_adversarial_training_smoke(key):
   m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
   assert np.isfinite(m["train_loss"][0])
   assert m["config"]["at_step_size"] == pytest.approx(2 / 255)
+  cfg = vt.TrainConfig.from_flat(victim="cnn", defense="at-nfgsm", epochs=1,
+                                 batch_size=4, eval_batch_size=4)
+  m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
+  assert np.isfinite(m["train_loss"][0])
+  assert (m["config"]["at_noise"], m["config"]["at_step_size"]) == (2.0, pytest.approx(8 / 255))
 
 
 # ------------------------------------------------------------------ registry
@@ -69,6 +74,7 @@ _SETTINGS = {"none": {}, "cutout": {"size": 3}, "mixup": {"alpha": 0.4},
              "cutmix": {"alpha": 0.3, "prob": 1.0},
              "at-linf": {"eps": 4 / 255, "steps": 3, "step_size": 1 / 255},
              "at-l2": {"eps": 0.25, "steps": 2, "step_size": 0.1},
+             "at-nfgsm": {"eps": 4 / 255, "noise": 1.5, "step_size": 3 / 255},
              "jpeg": {"quality": 40}, "grayscale": {}, "bdr": {"bits": 3},
              "ortho": {"linear": "adam", "epochs": 2, "lr": 0.05, "batch_size": 64,
                        "fit_on": "projected"}}
@@ -121,6 +127,30 @@ def test_at_defaults_follow_the_norm():
   l2 = defenses.get("at-l2", steps=5).resolved()
   assert (l2.eps, l2.step_size) == (0.5, pytest.approx(2.5 * 0.5 / 5))
   assert defenses.get("at-linf", eps=0.1).resolved().step_size == pytest.approx(0.025)
+  nfgsm = defenses.get("at-nfgsm").resolved()  # de Jorge et al.: --unif 2 --alpha 8
+  assert (nfgsm.eps, nfgsm.noise, nfgsm.step_size) == (8 / 255, 2.0, 8 / 255)
+  assert defenses.get("at-nfgsm", eps=0.1).resolved().step_size == pytest.approx(0.1)
+  with pytest.raises(ConfigError, match="noise"):
+    defenses.get("at-nfgsm", noise=-1.0).resolved()
+  with pytest.raises(ConfigError, match="at_steps.*defense at-nfgsm"):
+    vt.TrainConfig.from_flat(victim="cnn", defense="at-nfgsm", at_steps=3)
+
+
+def test_nfgsm_steps_from_a_wide_start_without_projecting_back(getkey):
+  """N-FGSM: start uniform in +-noise*eps, one sign step of eps, clipped to [0, 1] only."""
+  x = jnp.full((64, 8, 8, 3), 0.5, jnp.float32)
+  eps = 8 / 255
+  loss = lambda z: jnp.sum(z)  # noqa: E731  (gradient +1 everywhere)
+  key = getkey()
+  adv = adversarial.nfgsm(key, loss, x, eps=eps)
+  start = jax.random.uniform(key, x.shape, x.dtype, -2 * eps, 2 * eps)
+  np.testing.assert_allclose(adv - x, start + eps, atol=1e-6)  # the step is +eps exactly
+  assert float(jnp.max(adv - x)) > 2.5 * eps  # beyond the eps-ball: not projected back
+  assert float(jnp.min(adv - x)) >= -eps - 1e-6
+  no_noise = adversarial.nfgsm(key, lambda z: -jnp.sum(z), x, eps=eps, noise=0.0)
+  np.testing.assert_allclose(no_noise, x - eps, atol=1e-6)  # plain FGSM from x
+  edge = adversarial.nfgsm(key, loss, jnp.ones_like(x), eps=eps)
+  assert float(edge.max()) <= 1.0 and float(edge.min()) >= 1.0 - 2 * eps - 1e-6
 
 
 def test_defense_behaviour(getkey):

@@ -263,6 +263,48 @@ class AtL2(AdversarialTraining):
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class AtNFgsm(DefenseConfig):
+  """Single-step L_inf adversarial training with N-FGSM (``at-nfgsm``).
+
+  de Jorge et al., "Make Some Noise: Reliable and Efficient Single-Step
+  Adversarial Training", NeurIPS 2022 (code: github.com/pdejorge/N-FGSM):
+  each batch is replaced by one sign step of size eps from a uniform start in
+  2 eps, not projected back onto the eps-ball (see
+  :func:`ntga.victims.adversarial.nfgsm`). It costs one extra gradient per
+  example, like FGSM adversarial training (``at-linf`` with ``steps=1``), but
+  does not overfit catastrophically: on the ``fast`` victim FGSM's examples
+  stop being adversarial within a few epochs (see ``benchmarks/RESULTS.md``,
+  ``seed_methods_cifar``).
+
+  Attributes:
+    eps: radius in [0, 1] units; ``None`` = 8/255.
+    noise: half-width of the uniform start in units of eps (2.0).
+    step_size: ``None`` = eps (the paper's).
+  """
+
+  name: ClassVar[str] = "at-nfgsm"
+  flat_prefix: ClassVar[str] = "at_"
+  key_stream: ClassVar[int] = 3
+  eps: float | None = None
+  noise: float = 2.0
+  step_size: float | None = None
+
+  def _filled(self):
+    eps = 8 / 255 if self.eps is None else self.eps
+    return dataclasses.replace(
+        self, eps=eps, step_size=eps if self.step_size is None else self.step_size)
+
+  def _checks(self):
+    return [(self.eps > 0, f"{self._label('eps')} must be > 0"),
+            (self.noise >= 0, f"{self._label('noise')} must be >= 0"),
+            (self.step_size > 0, f"{self._label('step_size')} must be > 0")]
+
+  def transform_batch(self, key, x, t, loss_fn):
+    return adversarial.nfgsm(key, loss_fn, x, eps=self.eps, noise=self.noise,
+                             step_size=self.step_size), t
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Jpeg(DefenseConfig):
   """JPEG-compresses the training images (Liu et al. 2023).
 
@@ -395,8 +437,8 @@ ORTHO_FIT_ON: tuple[str, ...] = ("unprojected", "projected")
 
 
 REGISTRY: dict[str, type[DefenseConfig]] = {
-    cls.name: cls for cls in (NoDefense, Cutout, Mixup, CutMix, AtLinf, AtL2, Jpeg,
-                              Grayscale, BitDepthReduction, OrthogonalProjection)}
+    cls.name: cls for cls in (NoDefense, Cutout, Mixup, CutMix, AtLinf, AtL2, AtNFgsm,
+                              Jpeg, Grayscale, BitDepthReduction, OrthogonalProjection)}
 
 
 def _field_names(cls: type[DefenseConfig]) -> tuple[str, ...]:

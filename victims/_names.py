@@ -7,7 +7,7 @@ these same tuples, so the CLI choices and the library cannot drift apart.
 VICTIMS: tuple[str, ...] = ("fnn", "fnn-relu", "cnn", "fast", "resnet18", "resnet34", "vgg16",
                             "densenet121", "wrn-34-10", "mobilenetv2", "vit-small")
 DEFENSES: tuple[str, ...] = ("none", "cutout", "mixup", "cutmix", "at-linf", "at-l2",
-                             "jpeg", "grayscale", "bdr", "ortho")
+                             "at-nfgsm", "jpeg", "grayscale", "bdr", "ortho")
 AUGMENTS: tuple[str, ...] = ("auto", "none", "crop", "flip", "crop-flip")
 OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step", "triangle")

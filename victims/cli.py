@@ -73,7 +73,11 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                       help="PGD radius in [0,1] units (default 8/255 L_inf, 0.5 L2)")
   parser.add_argument("--at-steps", type=int, help="PGD steps (default 10)")
   parser.add_argument("--at-step-size", type=_number,
-                      help="PGD step size (default eps/4 L_inf, 2.5*eps/steps L2)")
+                      help="PGD step size (default eps/4 L_inf, 2.5*eps/steps L2; "
+                           "at-nfgsm: eps)")
+  parser.add_argument("--at-noise", type=_number,
+                      help="at-nfgsm: half-width of the uniform start, in units "
+                           "of eps (default 2)")
   parser.add_argument("--jpeg-quality", type=int, help="jpeg defense (default 10)")
   parser.add_argument("--bdr-bits", type=int, help="bdr defense (default 2)")
   parser.add_argument("--cutout-size", type=int,
@@ -106,8 +110,8 @@ def _check_out(out: str | None) -> None:
 VICTIM_CHECKPOINTS = "checkpoints"
 
 #: The flags that set a defense's own settings, by their flat TrainConfig name.
-_DEFENSE_FLAGS = ("at_eps", "at_steps", "at_step_size", "jpeg_quality", "bdr_bits",
-                  "cutout_size")
+_DEFENSE_FLAGS = ("at_eps", "at_steps", "at_step_size", "at_noise", "jpeg_quality",
+                  "bdr_bits", "cutout_size")
 
 
 def plot_learning_curve(metrics: dict, path: str) -> None:

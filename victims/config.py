@@ -92,7 +92,7 @@ class TrainConfig:
 
     Accepts every field of this class, ``defense`` (a name, default 'none')
     and that defense's settings under their flat names (``jpeg_quality``,
-    ``at_eps``, ``at_steps``, ``at_step_size``, ``bdr_bits``,
+    ``at_eps``, ``at_steps``, ``at_step_size``, ``at_noise``, ``bdr_bits``,
     ``ortho_epochs``, ``ortho_lr``, ``cutout_size``, ``mixup_alpha``,
     ``cutmix_alpha``, ``cutmix_prob``).
 

@@ -21,7 +21,8 @@ Orthogonal projection (:func:`orthogonal_projection`): Sandoval-Segura et
 al., "What Can We Learn from Unlearnable Datasets?", NeurIPS 2023.
 
 Adversarial training: :mod:`ntga.victims.adversarial` (PGD, Madry et al.,
-ICLR 2018).
+ICLR 2018: ``at-linf``, ``at-l2``; N-FGSM, de Jorge et al., NeurIPS 2022:
+``at-nfgsm``, the single-step one that does not overfit catastrophically).
 
 The registry: every defense is a small frozen config (:class:`DefenseConfig`)
 holding its own settings with the papers' defaults and its behaviour --
@@ -41,7 +42,7 @@ from __future__ import annotations
 from ntga.victims import _names
 from ntga.victims._augment import cutmix, cutout, mixup, random_crop, random_flip
 from ntga.victims._defense_configs import (
-    REGISTRY, AdversarialTraining, AtL2, AtLinf, BitDepthReduction, CutMix, Cutout,
+    REGISTRY, AdversarialTraining, AtL2, AtLinf, AtNFgsm, BitDepthReduction, CutMix, Cutout,
     DefenseConfig, Grayscale, Jpeg, Mixup, NoDefense, OrthogonalProjection, flat_keys,
     from_flat, get)
 from ntga.victims._squeeze import (bit_depth_reduction, grayscale, jpeg_compress,
@@ -58,7 +59,7 @@ AUGMENTS: tuple[str, ...] = _names.AUGMENTS
 __all__ = [
     "NAMES", "AUGMENTS", "REGISTRY", "get", "from_flat", "flat_keys",
     "DefenseConfig", "NoDefense", "Cutout", "Mixup", "CutMix", "AdversarialTraining",
-    "AtLinf", "AtL2", "Jpeg", "Grayscale", "BitDepthReduction", "OrthogonalProjection",
+    "AtLinf", "AtL2", "AtNFgsm", "Jpeg", "Grayscale", "BitDepthReduction", "OrthogonalProjection",
     "random_crop", "random_flip", "cutout", "mixup", "cutmix", "jpeg_compress",
     "grayscale", "bit_depth_reduction", "orthogonal_projection",
 ]
