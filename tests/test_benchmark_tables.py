@@ -15,7 +15,7 @@ TABLES = [n for n in configs.names() if configs.load(n)["kind"] == "table"]
 # the suite's time: their smoke cells are the same kind of work as those of
 # table5_cifar_full (fast victim on digits; clean, NTGA and defended cells;
 # EM's poisoning is run by tests/test_attacks_minmin.py).
-NOT_RUN = {"ntga_aware_screen", "ntga_colour_sweep", "ortho_cifar_full",
+NOT_RUN = {"at_fast_screen", "ntga_aware_screen", "ntga_colour_sweep", "ortho_cifar_full",
            "seed_methods_cifar"}
 SMOKE_RUN = [n for n in TABLES if n not in NOT_RUN]
 
