@@ -19,7 +19,8 @@ published data used); ``ntga-aware`` is ``ntga`` with defense-aware
 poisoning through all three squeezes the victim may apply
 (``defense_aware=grayscale,jpeg,augment``: the GP sees each block greyed,
 JPEG-10 compressed and randomly cropped and flipped, see
-:mod:`ntga.defense_aware`; not in any paper), and ``ntga-aware-gray``,
+:mod:`ntga.defense_aware`; not in any paper), judged without a defense and
+under those three only, and ``ntga-aware-gray``,
 ``-jpeg``, ``-aug`` each fold in one of them and are judged in that
 defense's column only (``-jpeg`` with Shin & Song's cubic rounding,
 ``jpeg_rounding=cubic``, which the ``ntga_aware_screen`` subset screen
@@ -112,14 +113,16 @@ def get_config(smoke: bool = False) -> dict:
     attacks = {k: attacks[k] for k in ("clean", "ntga-1step")}
     defenses = {k: DEFENSES[k] for k in ("none", "grayscale")}
     victim = {"victim": "fast", "epochs": 1, "batch_size": 64}
-  # A row that folds in one defense is judged under that defense only.
-  own_column = {row: col for row, (_, col) in AWARE.items()}
+  # A row that folds in defenses is judged under those defenses only (and the
+  # all-aware row also without one).
+  columns_of = {row: (col,) for row, (_, col) in AWARE.items()}
+  columns_of["ntga-aware"] = ("none", "augmentation", "jpeg", "grayscale")
   cells = [{"row": row, "col": col, "data": data, "attack": attack,
             "victim": {**victim, **settings}, "defense": defense,
             "seeds": NONE_SEEDS if col == "none" and not smoke else OTHER_SEEDS}
            for row, attack in attacks.items()
            for col, (defense, settings) in defenses.items()
-           if own_column.get(row, col) == col]
+           if col in columns_of.get(row, (col,))]
   return {"kind": "table",
           "title": "Table 5: attack x defense on the whole CIFAR-10 (JPEG copy), "
                    "fast victim",
