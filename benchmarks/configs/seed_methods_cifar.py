@@ -14,9 +14,11 @@ radius at 2/5 of the cost, the rule of the REM CPU preset's adversary) and
 needs longer to fit. Column ``fgsm-at-4/255``, for clean and em only, is
 single-step fast adversarial training (FGSM from a random start, step 5/255
 = 1.25 x radius, Wong et al., ICLR 2020) at the recipe's 6 epochs, which
-this table used first: on ``fast`` it overfits catastrophically (the FGSM
-examples stop being adversarial and clean accuracy swings from seed to
-seed), so it is kept as that evidence, not as the defense.
+this table used first: on ``fast`` it is unstable (clean accuracy ended
+between 25% and 51% over the three seeds, falling in the last epochs of
+one: the pattern of catastrophic overfitting, Wong et al.), so it is kept
+as that evidence, not as the defense. ``AT_EPOCHS`` = 12 doubles the
+recipe's length.
 
 What this checks: EM drops ``fast`` to <= 30% (the ISS paper reports EM at
 21% on ResNet-18), and under adversarial training REM keeps ``fast`` at least
