@@ -77,7 +77,7 @@ _SETTINGS = {"none": {}, "cutout": {"size": 3}, "mixup": {"alpha": 0.4},
              "at-nfgsm": {"eps": 4 / 255, "noise": 1.5, "step_size": 3 / 255},
              "jpeg": {"quality": 40}, "grayscale": {}, "bdr": {"bits": 3},
              "ortho": {"linear": "adam", "epochs": 2, "lr": 0.05, "batch_size": 64,
-                       "fit_on": "projected"}}
+                       "fit_on": "projected", "augment": "victim"}}
 
 
 def test_registry_names_match_the_cli_choices():
@@ -246,6 +246,44 @@ def test_mixup_and_cutmix_targets(getkey):
   # pixels that happen to be pasted from the image itself)
   kept = np.asarray((tc * t).sum(-1)).min()
   assert changed <= 1 - kept + 1e-6
+
+
+def test_rotate_shear_scale_geometry(getkey):
+  from ntga.victims import _augment
+  x = jax.random.uniform(getkey(), (3, 6, 6, 2), minval=0.1, maxval=1.0)
+  same = _augment.rotate_shear_scale(getkey(), x, degrees=0.0, shear=0.0, scale=(1.0, 1.0))
+  np.testing.assert_array_equal(same, x)
+  quarter = jnp.tile(jnp.array([[0.0, -1.0], [1.0, 0.0]])[None], (3, 1, 1))
+  turned = np.asarray(_augment._warp_nearest(x, quarter))
+  assert any(np.array_equal(turned, np.rot90(np.asarray(x), k, axes=(1, 2))) for k in (1, 3))
+  shrunk = _augment._warp_nearest(x, jnp.tile(2.0 * jnp.eye(2)[None], (3, 1, 1)))
+  assert float(jnp.mean(shrunk == 0)) > 0.3  # zoomed out: the border reads outside, fill 0
+  warped = _augment.rotate_shear_scale(getkey(), x)
+  assert warped.shape == x.shape and float(warped.max()) <= float(x.max())
+
+
+def test_color_jitter_factors_and_range(getkey):
+  from ntga.victims import _augment
+  x = jax.random.uniform(getkey(), (5, 4, 4, 3))
+  np.testing.assert_allclose(_augment.color_jitter(getkey(), x, strength=0.0), x, atol=1e-6)
+  out = np.asarray(_augment.color_jitter(getkey(), 3.0 * x - 1.0))  # projected floats
+  assert out.min() >= 0.0 and out.max() <= 1.0
+  grey = jnp.repeat(x[..., :1], 3, axis=-1)  # saturation leaves grey images grey
+  g = np.asarray(_augment.color_jitter(getkey(), grey))
+  np.testing.assert_allclose(g[..., 0], g[..., 2], atol=1e-6)
+  assert np.abs(np.asarray(_augment.color_jitter(getkey(), x)) - np.asarray(x)).max() > 0.01
+
+
+def test_ortho_augments_like_its_authors_unless_told_not_to(getkey):
+  x = jax.random.uniform(getkey(), (6, 8, 8, 3))
+  t = jax.nn.one_hot(jnp.arange(6) % 2, 2)
+  plain = defenses.get("ortho", augment="victim").resolved()
+  assert plain.transform_batch(getkey(), x, t, None) == (x, t)
+  xa, ta = defenses.get("ortho").resolved().transform_batch(getkey(), x, t, None)
+  assert xa.shape == x.shape and float(jnp.abs(xa - x).max()) > 0.05
+  np.testing.assert_allclose(ta.sum(-1), 1.0, rtol=1e-6)
+  with pytest.raises(ConfigError, match="augment"):
+    defenses.get("ortho", augment="strong").resolved()
 
 
 @pytest.mark.parametrize("defense", ["cutout", "mixup", "cutmix", "jpeg", "grayscale",

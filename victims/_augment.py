@@ -106,3 +106,91 @@ def cutmix(key: jax.Array, x: jax.Array, t: jax.Array, alpha: float = 1.0,
   box = box & use
   kept = 1.0 - jnp.where(use, (y1 - y0) * (x1 - x0) / (h * w), 0.0)
   return jnp.where(box, x[perm], x), kept * t + (1 - kept) * t[perm]
+
+
+def _warp_nearest(x: jax.Array, inverse: jax.Array) -> jax.Array:
+  """Resamples each image through a 2x2 map about its centre (nearest, zero fill).
+
+  Args:
+    x: images (N, H, W, C).
+    inverse: (N, 2, 2) maps from an output pixel's (row, col) offset from the
+      centre to the input offset it reads.
+
+  Returns:
+    Warped images; pixels read from outside the image are 0.
+  """
+  n, h, w, _ = x.shape
+  rows, cols = jnp.meshgrid(jnp.arange(h) - (h - 1) / 2, jnp.arange(w) - (w - 1) / 2,
+                            indexing="ij")
+  out = jnp.stack([rows, cols])  # (2, H, W)
+  src = jnp.einsum("nij,jhw->nihw", inverse, out)
+  r = jnp.round(src[:, 0] + (h - 1) / 2).astype(jnp.int32)
+  c = jnp.round(src[:, 1] + (w - 1) / 2).astype(jnp.int32)
+  inside = (r >= 0) & (r < h) & (c >= 0) & (c < w)
+  picked = x[jnp.arange(n)[:, None, None], jnp.clip(r, 0, h - 1), jnp.clip(c, 0, w - 1)]
+  return jnp.where(inside[..., None], picked, 0.0)
+
+
+def rotate_shear_scale(key: jax.Array, x: jax.Array, *, degrees: float = 10.0,
+                       shear: float = 10.0, scale: tuple[float, float] = (0.8, 1.2)
+                       ) -> jax.Array:
+  """A random rotation, then a random shear + scale, of each image.
+
+  As torchvision's ``RandomRotation(degrees)`` followed by
+  ``RandomAffine(0, shear=shear, scale=scale)``: angle and horizontal shear
+  uniform in +-``degrees`` / +-``shear`` degrees, scale uniform in
+  ``scale``, both about the image centre, nearest-neighbour, zero fill.
+
+  Example:
+    >>> x_aug = rotate_shear_scale(key, x)
+  """
+  n = x.shape[0]
+  ka, ks, kz = jax.random.split(key, 3)
+  a = jnp.deg2rad(jax.random.uniform(ka, (n,), minval=-degrees, maxval=degrees))
+  cos, sin = jnp.cos(a), jnp.sin(a)
+  rotate = jnp.stack([jnp.stack([cos, -sin], -1), jnp.stack([sin, cos], -1)], -2)
+  x = _warp_nearest(x, rotate)
+  phi = jnp.deg2rad(jax.random.uniform(ks, (n,), minval=-shear, maxval=shear))
+  s = jax.random.uniform(kz, (n,), minval=scale[0], maxval=scale[1])
+  one, zero = jnp.ones_like(s), jnp.zeros_like(s)
+  # (row, col) offsets: the output's col reads col + tan(phi) * row, all / scale.
+  shear_scale = jnp.stack([jnp.stack([one, zero], -1),
+                           jnp.stack([jnp.tan(phi), one], -1)], -2) / s[:, None, None]
+  return _warp_nearest(x, shear_scale)
+
+
+_GREY = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale weights
+
+
+def color_jitter(key: jax.Array, x: jax.Array, strength: float = 0.2) -> jax.Array:
+  """Random brightness, contrast and saturation, in a random order per image.
+
+  As torchvision's ``ColorJitter(brightness=s, contrast=s, saturation=s)`` on
+  float images: each factor uniform in [1 - s, 1 + s]; brightness scales the
+  image, contrast blends it with its mean grey level, saturation with its
+  grey image, and each of the three clips to [0, 1]. Images with other than
+  3 channels only get brightness and contrast (their grey is themselves).
+
+  Example:
+    >>> x_aug = color_jitter(key, x)
+  """
+  n = x.shape[0]
+  kf, ko = jax.random.split(key)
+  f = jax.random.uniform(kf, (3, n, 1, 1, 1), minval=1 - strength, maxval=1 + strength)
+  order = jax.vmap(lambda k: jax.random.permutation(k, 3))(jax.random.split(ko, n))
+
+  def grey(z):
+    if z.shape[-1] != 3:
+      return z
+    return jnp.tensordot(z, jnp.asarray(_GREY, z.dtype), axes=([-1], [0]))[..., None]
+
+  def blend(z, other, factor):
+    return jnp.clip(factor * z + (1 - factor) * other, 0.0, 1.0)
+
+  for step in range(3):
+    op = order[:, step].reshape((n, 1, 1, 1))
+    bright = blend(x, 0.0, f[0])
+    contrast = blend(x, jnp.mean(grey(x), axis=(1, 2, 3), keepdims=True), f[1])
+    saturate = blend(x, grey(x), f[2])
+    x = jnp.where(op == 0, bright, jnp.where(op == 1, contrast, saturate))
+  return x
