@@ -10,8 +10,13 @@ in the eps-ball, step 10/255, projected back; Wong et al., ICLR 2020);
 back; de Jorge et al., NeurIPS 2022; the ``at-nfgsm`` defense). Both cost
 one extra gradient per example. At 4/255 FGSM training of ``fast`` was
 unstable from seed to seed (``seed_methods_cifar``, column
-``fgsm-at-4/255``); the column whose per-epoch accuracy rises steadily is
-the one table 5 should use.
+``fgsm-at-4/255``). What it showed (seed 0): FGSM ends at 37.7% with
+per-epoch accuracy going up and down (peak 43.4%), N-FGSM at 23.9% (peak
+26.1%). A lower clean accuracy is what working adversarial training costs,
+and a higher one what catastrophic overfitting looks like, but clean
+accuracy alone cannot tell the two apart: choosing table 5's column needs
+the victims' robust (PGD) test accuracy beside it, which ``ntga evaluate``
+does not report yet.
 
   python -m benchmarks.run at_fast_screen
 """
