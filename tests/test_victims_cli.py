@@ -75,6 +75,9 @@ def test_hooks_into_another_parser():
                             "--defense", "at-nfgsm", "--at-steps", "3"])
   with pytest.raises(ConfigError, match="at_steps.*defense at-nfgsm"):
     cli.config_from_args(args)
+  args = parser.parse_args(["evaluate", "--train", "x", "--victim", "fast",
+                            "--robust-eps", "8/255"])
+  assert cli.config_from_args(args).robust_eps == pytest.approx(8 / 255)
   # Names are checked by config_from_args (one line), not argparse choices.
   args = parser.parse_args(["evaluate", "--train", "x", "--victim", "lenet"])
   with pytest.raises(ConfigError, match="unknown victim 'lenet'; choose one of fnn, "):

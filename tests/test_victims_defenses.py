@@ -1,5 +1,7 @@
 """Tests for victims.defenses, victims.adversarial and victims.separability."""
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -65,6 +67,21 @@ def test_adversarial_training_smoke(key):
   m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
   assert np.isfinite(m["train_loss"][0])
   assert (m["config"]["at_noise"], m["config"]["at_step_size"]) == (2.0, pytest.approx(8 / 255))
+
+
+def test_robust_accuracy_is_measured_after_training_and_never_above_clean(key):
+  from ntga import data as ntga_data
+  train, test = ntga_data.load("digits", "train"), ntga_data.load("digits", "test")
+  cfg = vt.TrainConfig(victim="fnn-relu", epochs=2, robust_eps=0.3, tta="none")
+  m = vt.train_and_evaluate(key, train, test, cfg, progress=False)
+  assert 0.0 <= m["robust_test_accuracy"] < m["final_test_accuracy"] - 0.05
+  assert m["config"]["robust_eps"] == 0.3
+  plain = vt.train_and_evaluate(key, train, test, dataclasses.replace(cfg, robust_eps=None),
+                                progress=False)
+  assert "robust_test_accuracy" not in plain  # and the training is the same run
+  assert plain["final_test_accuracy"] == m["final_test_accuracy"]
+  with pytest.raises(ConfigError, match="robust_eps"):
+    dataclasses.replace(cfg, robust_eps=0.0).resolved()
 
 
 # ------------------------------------------------------------------ registry

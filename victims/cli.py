@@ -84,6 +84,9 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
                       help="cutout defense (default half the image side)")
   parser.add_argument("--mixed-precision", action="store_true",
                       help="bfloat16 compute (off by default)")
+  parser.add_argument("--robust-eps", type=_number, metavar="EPS",
+                      help="after training, also report the test accuracy under "
+                           "PGD-10 in the L_inf ball of this radius (e.g. 8/255)")
   parser.add_argument("--no-progress", action="store_true", help="no progress bars")
   parser.add_argument("--out", metavar="DIR",
                       help="write metrics.json and learning_curve.png here; "
@@ -182,7 +185,7 @@ def config_from_args(args: argparse.Namespace):
       victim=args.victim, defense=args.defense, epochs=args.epochs,
       batch_size=args.batch_size, lr=args.lr, optimizer=args.optimizer,
       schedule=args.schedule, weight_decay=args.weight_decay, augment=args.augment,
-      mixed_precision=args.mixed_precision, **given)
+      mixed_precision=args.mixed_precision, robust_eps=args.robust_eps, **given)
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
@@ -228,9 +231,12 @@ def run_evaluate(args: argparse.Namespace) -> int:
     metrics["processes"] = jax.process_count()
     if jax.process_index() != 0:
       return 0  # process 0 reports and writes the output
+  robust = ("" if cfg.robust_eps is None else
+            f"robust (PGD-10, L_inf {cfg.robust_eps:.4g}) "
+            f"{metrics['robust_test_accuracy']:.4f}, ")
   print(f"{cfg.victim} ({cfg.defense.name}): final clean test accuracy "
         f"{metrics['final_test_accuracy']:.4f}, peak {metrics['peak_test_accuracy']:.4f}"
-        f" (epoch {metrics['peak_epoch']}/{cfg.epochs}), "
+        f" (epoch {metrics['peak_epoch']}/{cfg.epochs}), {robust}"
         f"{metrics['wall_clock_s']:.0f} s")
   if args.out:
     os.makedirs(args.out, exist_ok=True)

@@ -52,6 +52,11 @@ class TrainConfig:
     eval_batch_size: batch size of the clean test evaluation.
     mixed_precision: compute the forward/backward pass in bfloat16 (parameters
       and optimizer state stay float32). Off by default.
+    robust_eps: if set, after the last epoch also measure the robust test
+      accuracy: PGD-10 with step robust_eps / 4 from a random start (Madry
+      et al.) in the L_inf ball of this radius, in [0, 1] units, against the
+      evaluation-mode model without test-time augmentation. ``None`` (default):
+      not measured.
 
   Example:
     >>> cfg = TrainConfig(victim="cnn", epochs=5)
@@ -79,6 +84,7 @@ class TrainConfig:
   crop_pad: int | None = None
   eval_batch_size: int = 500
   mixed_precision: bool = False
+  robust_eps: float | None = None
 
   def __post_init__(self):
     if not isinstance(self.defense, defenses.DefenseConfig):
@@ -159,6 +165,8 @@ class TrainConfig:
         (self.epochs >= 1, "epochs must be >= 1"),
         (self.batch_size >= 1, "batch_size must be >= 1"),
         (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
+        (self.robust_eps is None or 0 < self.robust_eps <= 1,
+         "robust_eps must be in (0, 1]"),
         (self.lr > 0, "lr must be > 0"),
         (self.weight_decay >= 0, "weight_decay must be >= 0"),
         (0 <= self.momentum < 1, "momentum must be in [0, 1)"),

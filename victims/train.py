@@ -38,7 +38,7 @@ from ntga.data._types import Dataset
 from ntga.errors import ConfigError, DataError
 from ntga.victims import checkpoint, placement
 from ntga.victims._step import (eval_step, initial_state, loss_from_targets,
-                                make_optimizer, train_step)
+                                make_optimizer, robust_eval_step, train_step)
 from ntga.victims.config import LOSSES, OPTIMIZERS, SCHEDULES, TrainConfig
 from ntga.victims.placement import default_mesh
 from ntga.victims.recipes import RECIPES
@@ -168,6 +168,17 @@ def _evaluate(state, batches, n_test: int, spec) -> tuple[float, float]:
           float(placement.host(loss)) / n_test)
 
 
+def _robust_accuracy(state, batches, n_test: int, spec, key: jax.Array,
+                     eps: float) -> float:
+  """Test accuracy under PGD-10 at L_inf ``eps`` (see :func:`robust_eval_step`)."""
+  params, rest, _ = state
+  correct = 0
+  for i, (xb, yb, mb) in enumerate(batches):
+    correct = correct + robust_eval_step(params, rest, xb, yb, mb,
+                                         jax.random.fold_in(key, i), spec=spec, eps=eps)
+  return float(placement.host(correct)) / n_test
+
+
 def _train_epoch(state, epoch: int, x_train, y_train, batch: int, steps: int,
                  keys: tuple[jax.Array, jax.Array], sharded: NamedSharding, spec,
                  progress: bool):
@@ -208,6 +219,7 @@ def _resume(checkpoint_dir, key, arrays, cfg: TrainConfig, state,
     return None, 0, state, hist, 0.0
   settings = cfg.to_flat()
   settings.pop("epochs")
+  settings.pop("robust_eps")  # measured after training: not part of the run
   store = checkpoint.EpochCheckpoints(
       checkpoint_dir, checkpoint.run_fingerprint(key, arrays, settings), cfg.epochs,
       schedule_free=cfg.schedule in checkpoint.SCHEDULE_FREE and cfg.warmup_epochs == 0)
@@ -259,7 +271,9 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
     (the epoch's training steps alone, evaluation excluded); ``wall_clock_s``,
     ``num_params``, ``num_devices``, ``n_train``, ``n_test``, ``steps_per_epoch``
     ``resumed_from_epoch`` (0 unless continued from a checkpoint) and
-    ``config`` (the resolved config's flat form, :meth:`TrainConfig.to_flat`).
+    ``config`` (the resolved config's flat form, :meth:`TrainConfig.to_flat`);
+    with ``robust_eps`` set also ``robust_test_accuracy`` (a fraction, after
+    the last epoch).
 
   Raises:
     DataError: mismatched image shapes, class counts or labels.
@@ -279,8 +293,8 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
   n_train, k = len(train.x), train.num_classes
   mesh, batch, eval_batch = _layout(cfg, n_train, mesh)
   steps = n_train // batch
-  k_init, k_drop, k_prep, k_shuffle, k_step = (jax.random.fold_in(key, i)
-                                                for i in range(5))
+  k_init, k_drop, k_prep, k_shuffle, k_step, k_robust = (jax.random.fold_in(key, i)
+                                                          for i in range(6))
   x_train = prepare_train_images(k_prep, train.x, train.y, k, cfg)
   y_train = np.asarray(train.y, np.int32)
   # The victim's data statistics (fit_data) come from the images the defense
@@ -310,8 +324,15 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
       store.save(epoch + 1, state, hist, earlier_s + time.perf_counter() - start)
   if store is not None:
     store.close()
+  robust = {}
+  if cfg.robust_eps is not None:
+    robust["robust_test_accuracy"] = _robust_accuracy(
+        state, test_batches, len(test.x), spec, k_robust, cfg.robust_eps)
+    if progress:
+      tqdm.write(f"{cfg.victim}: robust test acc {robust['robust_test_accuracy']:.4f} "
+                 f"(PGD-10, L_inf {cfg.robust_eps:.4g})")
   peak = int(np.argmax(hist["test_accuracy"]))
-  return {
+  return {**robust,
       "final_test_accuracy": hist["test_accuracy"][-1],
       "peak_test_accuracy": hist["test_accuracy"][peak], "peak_epoch": peak + 1,
       **hist, "wall_clock_s": earlier_s + time.perf_counter() - start,
