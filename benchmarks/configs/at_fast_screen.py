@@ -15,8 +15,8 @@ per-epoch accuracy going up and down (peak 43.4%), N-FGSM at 23.9% (peak
 26.1%). A lower clean accuracy is what working adversarial training costs,
 and a higher one what catastrophic overfitting looks like, but clean
 accuracy alone cannot tell the two apart: choosing table 5's column needs
-the victims' robust (PGD) test accuracy beside it, which ``ntga evaluate``
-does not report yet.
+the robust (PGD-10) test accuracy beside it (``TrainConfig.robust_eps``,
+``ntga evaluate --robust-eps``), which these two cells did not measure.
 
   python -m benchmarks.run at_fast_screen
 """
