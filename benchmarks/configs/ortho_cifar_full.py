@@ -5,6 +5,11 @@ JPEG copy (50,000 training, 10,000 test images), with and without the
 ``ortho`` defense (as its authors' code runs it: see
 :class:`ntga.victims.defenses.OrthogonalProjection`), 3 seeds each. The defense removes
 linearly separable shortcuts; on clean data it should cost at most 5 points.
+It costs about 41 here: the projection takes ~40% of each training image's
+norm (10 class directions, largely the mean colour) that test images keep,
+and with the authors' strong augmentation (the defense's default) the
+accuracy still rises steeply at the last of the recipe's 6 epochs, where
+the authors train for 50.
 
   python -m benchmarks.run ortho_cifar_full
 """
