@@ -189,8 +189,9 @@ def color_jitter(key: jax.Array, x: jax.Array, strength: float = 0.2) -> jax.Arr
 
   for step in range(3):
     op = order[:, step].reshape((n, 1, 1, 1))
+    g = grey(x)
     bright = blend(x, 0.0, f[0])
-    contrast = blend(x, jnp.mean(grey(x), axis=(1, 2, 3), keepdims=True), f[1])
-    saturate = blend(x, grey(x), f[2])
+    contrast = blend(x, jnp.mean(g, axis=(1, 2, 3), keepdims=True), f[1])
+    saturate = blend(x, g, f[2])
     x = jnp.where(op == 0, bright, jnp.where(op == 1, contrast, saturate))
   return x

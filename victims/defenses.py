@@ -59,7 +59,8 @@ AUGMENTS: tuple[str, ...] = _names.AUGMENTS
 __all__ = [
     "NAMES", "AUGMENTS", "REGISTRY", "get", "from_flat", "flat_keys",
     "DefenseConfig", "NoDefense", "Cutout", "Mixup", "CutMix", "AdversarialTraining",
-    "AtLinf", "AtL2", "AtNFgsm", "Jpeg", "Grayscale", "BitDepthReduction", "OrthogonalProjection",
+    "AtLinf", "AtL2", "AtNFgsm", "Jpeg", "Grayscale", "BitDepthReduction",
+    "OrthogonalProjection",
     "random_crop", "random_flip", "cutout", "mixup", "cutmix", "jpeg_compress",
     "grayscale", "bit_depth_reduction", "orthogonal_projection",
 ]
