@@ -158,7 +158,8 @@ def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     per_seed: one dict per seed with at least ``final`` and ``peak``.
 
   Returns:
-    ``final_mean``, ``final_std``, ``peak_mean``, ``peak_std`` and
+    ``final_mean``, ``final_std``, ``peak_mean``, ``peak_std``,
+    ``robust_mean`` and ``robust_std`` where every seed has ``robust``, and
     ``per_seed`` itself.
 
   Example:
@@ -166,17 +167,29 @@ def summarize(per_seed: list[dict[str, Any]]) -> dict[str, Any]:
     0.6
   """
   out: dict[str, Any] = {}
-  for field in ("final", "peak"):
+  fields = ["final", "peak"]
+  if all("robust" in r for r in per_seed):
+    fields.append("robust")
+  for field in fields:
     out[f"{field}_mean"], out[f"{field}_std"] = mean_std(
         r[field] for r in per_seed)
   return {**out, "per_seed": per_seed}
 
 
 def seed_result(seed: int, m: dict[str, Any]) -> dict[str, Any]:
-  """One seed's entry of a trained victim's results (from train_and_evaluate)."""
-  return {"seed": seed, "final": m["final_test_accuracy"],
-          "peak": m["peak_test_accuracy"], "peak_epoch": m["peak_epoch"],
-          "test_accuracy": m["test_accuracy"], "wall_clock_s": m["wall_clock_s"]}
+  """One seed's entry of a trained victim's results (from train_and_evaluate).
+
+  Keeps the per-epoch test (and, where measured, training) accuracy, and the
+  robust test accuracy (``robust``) when the victim set ``robust_eps``.
+  """
+  out = {"seed": seed, "final": m["final_test_accuracy"],
+         "peak": m["peak_test_accuracy"], "peak_epoch": m["peak_epoch"],
+         "test_accuracy": m["test_accuracy"], "wall_clock_s": m["wall_clock_s"]}
+  if m.get("train_accuracy"):
+    out["train_accuracy"] = m["train_accuracy"]
+  if "robust_test_accuracy" in m:
+    out["robust"] = m["robust_test_accuracy"]
+  return out
 
 
 # --------------------------------------------------------------------------
@@ -210,7 +223,7 @@ def check_accuracies(finals: list[float], peaks: list[float | None],
 
 
 def check_summary(m: dict[str, Any], what: str) -> None:
-  """Per-seed final/peak accuracies and their recorded means agree."""
+  """Per-seed final/peak (and robust) accuracies and their recorded means agree."""
   finals = [s["final"] for s in m["per_seed"]]
   peaks = [s.get("peak") for s in m["per_seed"]]
   check_accuracies(finals, peaks, what)
@@ -222,3 +235,11 @@ def check_summary(m: dict[str, Any], what: str) -> None:
   if "peak_mean" in m:
     expect(close(m["peak_mean"], float(np.mean(peaks))),
            f"{what}: peak_mean is not the mean of the seeds")
+  robust = [s["robust"] for s in m["per_seed"] if "robust" in s]
+  expect(("robust_mean" in m) == (len(robust) == len(finals) > 0),
+         f"{what}: robust_mean is recorded iff every seed has a robust accuracy")
+  if robust:
+    expect(all(0.0 <= r <= 1.0 for r in robust),
+           f"{what}: a robust accuracy outside [0, 1]")
+    expect(close(m["robust_mean"], float(np.mean(robust))),
+           f"{what}: robust_mean is not the mean of the seeds")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from benchmarks import configs, run
+from benchmarks import _page, configs, run
 from benchmarks.kinds import table
 from ntga.errors import ConfigError, DataError
 
@@ -187,4 +187,30 @@ def test_cell_check_on_a_ratio_cell_counts_the_poisoned_images():
   table.check(rec)
   rec["metrics"]["poison"]["n_poisoned"] = 4
   with pytest.raises(DataError, match="4 images poisoned at ratio 0.5"):
+    table.check(rec)
+
+
+def test_a_cell_with_robust_eps_records_and_renders_robust_accuracy(tmp_path):
+  cell = {"row": "r", "col": "a", "attack": None, "defense": "none",
+          "data": {"spec": "digits", "limit": 64, "test_limit": 32},
+          "victim": {"victim": "fnn", "epochs": 1, "batch_size": 32,
+                     "robust_eps": 0.3}, "seeds": [0, 1]}
+  config = {**_table([cell], cols=("a",)), "min_seeds": 1}
+  table.run_table("t", config, smoke=True, out=tmp_path, log=lambda _: None)
+  (rec,) = _records(tmp_path, "t").values()
+  table.check(rec)
+  m = rec["metrics"]
+  robust = [s["robust"] for s in m["per_seed"]]
+  assert len(robust) == 2 and all(0.0 <= r <= s["final"]
+                                  for r, s in zip(robust, m["per_seed"]))
+  assert m["robust_mean"] == pytest.approx(np.mean(robust))
+  text = "\n".join(table.render("t", config, [rec])[0])
+  assert "Robust test accuracy (%)" in text
+  assert _page.pct(m["robust_mean"], m["robust_std"]) in text
+  # a robust accuracy that disagrees with its mean is caught
+  m["per_seed"][0]["robust"] = 1.0
+  with pytest.raises(DataError, match="robust_mean is not the mean"):
+    table.check(rec)
+  del m["robust_mean"]
+  with pytest.raises(DataError, match="robust_mean is recorded iff"):
     table.check(rec)

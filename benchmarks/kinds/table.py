@@ -464,6 +464,18 @@ def _train_text(rec: dict[str, Any] | None) -> str:
   return f"{100 * float(np.mean(accs)):.1f}" if accs else "-"
 
 
+def _robust_text(rec: dict[str, Any] | None) -> str:
+  """Robust test accuracy (%, mean +- std over the seeds) where recorded."""
+  if rec is None:
+    return "not run"
+  m = rec["metrics"]
+  if "robust_mean" not in m:
+    return "-"
+  if len(m["per_seed"]) == 1:
+    return f"{100 * m['robust_mean']:.2f} (1 seed)"
+  return _page.pct(m["robust_mean"], m["robust_std"])
+
+
 def _grid(config: dict[str, Any], text: Callable[[str, str], str]) -> list[str]:
   """A rows x cols markdown table of ``text(row, col)`` ('' off the cells)."""
   positions = {(c["row"], c["col"]) for c in config["cells"]}
@@ -521,6 +533,13 @@ def render(name: str, config: dict[str, Any], records: list[dict[str, Any]]
     lines += ["Training accuracy (%) in the last epoch (mean over the seeds; `-`: "
               "not recorded):", ""]
     lines += _grid(config, lambda r, c: _train_text(found.get((r, c)))) + [""]
+  if any("robust_mean" in rec["metrics"] for rec in found.values()):
+    lines += ["Robust test accuracy (%) after the last epoch, where the cell's "
+              "victim sets `robust_eps`: PGD-10 of step eps/4 from a random "
+              "start in the L_inf ball of that radius, model in evaluation "
+              "mode, no test-time augmentation (mean +- std over the seeds; "
+              "`-`: not measured):", ""]
+    lines += _grid(config, lambda r, c: _robust_text(found.get((r, c)))) + [""]
   lines += ["Commands: the whole table (cells that have a record are skipped), "
             "or one cell:", ""]
   cmds = [f"{_HARNESS}{name}"]
