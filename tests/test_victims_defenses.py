@@ -94,7 +94,7 @@ _SETTINGS = {"none": {}, "cutout": {"size": 3}, "mixup": {"alpha": 0.4},
              "at-nfgsm": {"eps": 4 / 255, "noise": 1.5, "step_size": 3 / 255},
              "jpeg": {"quality": 40}, "grayscale": {}, "bdr": {"bits": 3},
              "ortho": {"linear": "adam", "epochs": 2, "lr": 0.05, "batch_size": 64,
-                       "fit_on": "projected", "augment": "victim"}}
+                       "fit_on": "projected", "augment": "victim", "project_test": True}}
 
 
 def test_registry_names_match_the_cli_choices():
@@ -313,6 +313,39 @@ def test_every_defense_trains(key, defense):
                                  batch_size=4, eval_batch_size=4, **settings)
   m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
   assert np.isfinite(m["train_loss"][0])
+
+
+def test_ortho_projects_the_test_images_only_when_told(key):
+  x = _natural_images(8, 8)
+  y, x_test = np.arange(8) % 2, _natural_images(6, 8)[::-1].copy()
+  proj, same = defenses.get("ortho", epochs=2).prepare(key, x, y, 2, x_test)
+  assert same is x_test  # the authors' default: test images as given
+  proj_too, moved = defenses.get("ortho", epochs=2, project_test=True).prepare(
+      key, x, y, 2, x_test)
+  np.testing.assert_array_equal(proj_too, proj)  # training images alike
+  _, q = defenses.orthogonal_projection(key, x.astype(np.float32) / 255.0, y, 2,
+                                        epochs=2)
+  assert moved.dtype == np.float32 and moved.shape == x_test.shape
+  flat = moved.reshape((len(moved), -1))
+  np.testing.assert_allclose(flat @ q, 0.0, atol=1e-4)  # the same basis removed
+  np.testing.assert_allclose(  # and nothing else
+      flat + (x_test.reshape((6, -1)) / 255.0 @ q) @ q.T, x_test.reshape((6, -1)) / 255.0,
+      atol=1e-5)
+  with pytest.raises(ConfigError, match="project_test"):
+    defenses.get("ortho", project_test="yes").resolved()
+  with pytest.raises(ConfigError, match="robust_eps cannot be combined"):
+    vt.TrainConfig.from_flat(victim="fnn", defense="ortho", ortho_project_test=True,
+                             robust_eps=8 / 255).resolved()
+
+
+def test_ortho_with_projected_test_images_trains_and_evaluates(key):
+  x = _natural_images(8, 8)
+  data = Dataset(x, np.arange(8) % 2, ("a", "b"))
+  cfg = vt.TrainConfig.from_flat(victim="fnn-relu", defense="ortho", epochs=1,
+                                 batch_size=4, eval_batch_size=4, ortho_epochs=2,
+                                 ortho_project_test=True)
+  m = vt.train_and_evaluate(key, data, data, cfg, progress=False)
+  assert 0.0 <= m["final_test_accuracy"] <= 1.0 and np.isfinite(m["test_loss"][0])
 
 
 # ------------------------------------------------------------------ ortho

@@ -4,7 +4,9 @@ A defense acts at one or both of two points of training, and its config says
 how:
 
   * :meth:`DefenseConfig.prepare_images` transforms the uint8 training images
-    once, before training (squeezing, orthogonal projection);
+    once, before training (squeezing, orthogonal projection), and
+    :meth:`DefenseConfig.prepare` also names the test images to evaluate on
+    (only ``ortho`` with ``project_test`` changes them);
   * :meth:`DefenseConfig.transform_batch` transforms each float training batch
     and its soft targets inside the jitted step, after the standard crop/flip
     (cutout, mixup, cutmix, adversarial training).
@@ -98,6 +100,24 @@ class DefenseConfig:
     """
     del key, y, num_classes
     return x
+
+  def prepare(self, key: jax.Array, x: np.ndarray, y: np.ndarray,
+              num_classes: int, x_test: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The training images to train on and the test images to evaluate on.
+
+    Args:
+      key: PRNG key, as for :meth:`prepare_images`.
+      x: uint8 training images (N, H, W, C).
+      y: int labels (N,).
+      num_classes: class count.
+      x_test: uint8 test images (M, H, W, C).
+
+    Returns:
+      ``(prepare_images(key, x, y, num_classes), x_test)``: only ``ortho``
+      with ``project_test`` changes the test images.
+    """
+    return self.prepare_images(key, x, y, num_classes), x_test
 
   def fit_images(self, x: np.ndarray, prepared: np.ndarray) -> np.ndarray:
     """The training images the victim estimates its data statistics from.
@@ -373,8 +393,9 @@ class OrthogonalProjection(DefenseConfig):
   unprojected test images alike): the victim estimates its data statistics
   (``models.fit_data``: the ``fast`` victim's per-channel mean/std and
   whitening) from the training images before the projection. Test images are
-  never projected. The authors' step 2 trains on the projected images with
-  strong augmentation by default, and so does this defense
+  not projected by default (``project_test``). The authors' step 2 trains on
+  the projected images with strong augmentation by default, and so does this
+  defense
   (``augment='authors'``): a random rotation (+-10 degrees), shear (+-10
   degrees) and scale (0.8-1.2), colour jitter (brightness, contrast and
   saturation 0.2), and CutMix (beta 1, probability 0.5); see
@@ -401,6 +422,13 @@ class OrthogonalProjection(DefenseConfig):
     augment: 'authors' (default: the strong augmentation above, per batch)
       or 'victim' (only the victim's own ``augment``; this library's
       earlier behaviour).
+    project_test: also project the test images with the same basis before
+      evaluating (default False, as the authors' released step 2 runs: it
+      parses a ``--project-test`` flag but never uses it). A variant, to ask
+      how much of the defense's cost comes from test images keeping the
+      directions that training images lost. Not combinable with the
+      victim's ``robust_eps`` (the robust accuracy attacks images in
+      [0, 1]).
 
   The earlier definition is ``linear='adam', fit_on='projected',
   augment='victim'``.
@@ -418,6 +446,7 @@ class OrthogonalProjection(DefenseConfig):
   batch_size: int | None = None
   fit_on: str = "unprojected"
   augment: str = "authors"
+  project_test: bool = False
 
   def _filled(self):
     if self.linear not in _squeeze.ORTHO_LINEAR:
@@ -438,14 +467,24 @@ class OrthogonalProjection(DefenseConfig):
             (self.fit_on in ORTHO_FIT_ON, f"{self._label('fit_on')} must be one of "
              f"{', '.join(ORTHO_FIT_ON)}, got {self.fit_on!r}"),
             (self.augment in ORTHO_AUGMENT, f"{self._label('augment')} must be one of "
-             f"{', '.join(ORTHO_AUGMENT)}, got {self.augment!r}")]
+             f"{', '.join(ORTHO_AUGMENT)}, got {self.augment!r}"),
+            (isinstance(self.project_test, bool),
+             f"{self._label('project_test')} must be true or false")]
 
-  def prepare_images(self, key, x, y, num_classes):
+  def _project(self, key, x, y, num_classes):
     cfg = self.resolved()
-    proj, _ = _squeeze.orthogonal_projection(
+    return _squeeze.orthogonal_projection(
         key, x.astype(np.float32) / 255.0, y, num_classes, linear=cfg.linear,
         epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size)
-    return proj
+
+  def prepare_images(self, key, x, y, num_classes):
+    return self._project(key, x, y, num_classes)[0]
+
+  def prepare(self, key, x, y, num_classes, x_test):
+    proj, q = self._project(key, x, y, num_classes)
+    if not self.project_test:
+      return proj, x_test
+    return proj, _squeeze.project_out(x_test.astype(np.float32) / 255.0, q)
 
   def fit_images(self, x, prepared):
     return x if self.fit_on == "unprojected" else prepared

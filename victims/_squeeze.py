@@ -204,5 +204,22 @@ def orthogonal_projection(key: jax.Array, x: np.ndarray | jax.Array,
                       batch_default if batch_size is None else batch_size)
   q, _ = jnp.linalg.qr(w)
   q = np.asarray(q, np.float32)
-  proj = flat - (flat @ q) @ q.T
-  return proj.reshape(x.shape), q
+  return project_out(x, q), q
+
+
+def project_out(x: np.ndarray, q: np.ndarray) -> np.ndarray:
+  """``x - Q Q^T x`` for each image: the part of ``x`` outside Q's span.
+
+  Args:
+    x: float images (N, H, W, C).
+    q: (D, K) orthonormal columns, D = H * W * C (from
+      :func:`orthogonal_projection`).
+
+  Returns:
+    float32 images of ``x``'s shape.
+
+  Example:
+    >>> x_test_proj = project_out(x_test_float, q)
+  """
+  flat = np.asarray(x, np.float32).reshape((len(x), -1))
+  return (flat - (flat @ q) @ q.T).reshape(np.shape(x))

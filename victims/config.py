@@ -167,6 +167,9 @@ class TrainConfig:
         (self.eval_batch_size >= 1, "eval_batch_size must be >= 1"),
         (self.robust_eps is None or 0 < self.robust_eps <= 1,
          "robust_eps must be in (0, 1]"),
+        (self.robust_eps is None or not getattr(self.defense, "project_test", False),
+         "robust_eps cannot be combined with ortho's project_test (the robust "
+         "accuracy attacks test images in [0, 1])"),
         (self.lr > 0, "lr must be > 0"),
         (self.weight_decay >= 0, "weight_decay must be >= 0"),
         (0 <= self.momentum < 1, "momentum must be in [0, 1)"),

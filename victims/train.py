@@ -138,18 +138,20 @@ def _layout(cfg: TrainConfig, n_train: int, mesh: jax.sharding.Mesh | None
   return mesh, batch, eval_batch
 
 
-def _test_batches(test: Dataset, eval_batch: int, sharded: NamedSharding
+def _test_batches(x: np.ndarray, y: np.ndarray, eval_batch: int,
+                  sharded: NamedSharding
                   ) -> list[tuple[jax.Array, jax.Array, jax.Array]]:
   """The test set, zero-padded to whole batches, on the devices once.
 
-  Each batch is (images, labels, mask of the real rows).
+  Each batch is (images, labels, mask of the real rows); the images keep
+  their dtype (uint8, or float32 projected ones).
   """
-  n_test = len(test.x)
+  n_test = len(x)
   n_eval = math.ceil(n_test / eval_batch) * eval_batch
-  x_test = np.zeros((n_eval,) + test.x.shape[1:], np.uint8)
-  x_test[:n_test] = test.x
+  x_test = np.zeros((n_eval,) + x.shape[1:], x.dtype)
+  x_test[:n_test] = x
   y_test = np.zeros((n_eval,), np.int32)
-  y_test[:n_test] = test.y
+  y_test[:n_test] = y
   mask_test = np.arange(n_eval) < n_test
   return [tuple(placement.put(a[i:i + eval_batch], sharded)
                 for a in (x_test, y_test, mask_test))
@@ -295,7 +297,8 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
   steps = n_train // batch
   k_init, k_drop, k_prep, k_shuffle, k_step, k_robust = (jax.random.fold_in(key, i)
                                                           for i in range(6))
-  x_train = prepare_train_images(k_prep, train.x, train.y, k, cfg)
+  # The defense's training images and (ortho with project_test) test images.
+  x_train, x_test = cfg.defense.prepare(k_prep, train.x, train.y, k, test.x)
   y_train = np.asarray(train.y, np.int32)
   # The victim's data statistics (fit_data) come from the images the defense
   # names: the prepared ones, or (ortho) the training images as given.
@@ -303,7 +306,7 @@ def train_and_evaluate(key: jax.Array, train: Dataset, test: Dataset,
       cfg, cfg.defense.fit_images(train.x, x_train), k, steps, k_init, k_drop)
   replicated, sharded = NamedSharding(mesh, P()), NamedSharding(mesh, P("data"))
   state = placement.put_tree(state, replicated)
-  test_batches = _test_batches(test, eval_batch, sharded)
+  test_batches = _test_batches(x_test, test.y, eval_batch, sharded)
   store, first_epoch, state, hist, earlier_s = _resume(
       checkpoint_dir, key, (x_train, y_train, test.x, test.y), cfg, state, replicated)
   progress = progress and jax.process_index() == 0
