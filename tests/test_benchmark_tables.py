@@ -2,6 +2,7 @@
 
 import json
 
+import jax
 import numpy as np
 import pytest
 
@@ -214,3 +215,31 @@ def test_a_cell_with_robust_eps_records_and_renders_robust_accuracy(tmp_path):
   del m["robust_mean"]
   with pytest.raises(DataError, match="robust_mean is recorded iff"):
     table.check(rec)
+
+
+def test_a_cell_keeps_each_seed_and_resumes_or_extends_from_them(tmp_path, monkeypatch):
+  from ntga.victims import train as vtrain  # pylint: disable=g-import-not-at-top
+  trained = []
+  real = vtrain.train_and_evaluate
+
+  def counting(key, *args, **kwargs):
+    trained.append(int(jax.random.key_data(key)[-1]))
+    return real(key, *args, **kwargs)
+
+  monkeypatch.setattr(vtrain, "train_and_evaluate", counting)
+  cell = {"row": "r", "col": "a", "attack": None, "defense": "none",
+          "data": {"spec": "digits", "limit": 64, "test_limit": 32},
+          "victim": {"victim": "fnn", "epochs": 1, "batch_size": 32}, "seeds": [0, 1]}
+  first = table.run_cell(cell, cache=tmp_path, log=lambda _: None)
+  assert trained == [0, 1] and len(list(tmp_path.glob("seed-*.json"))) == 2
+  # the same cell again (a rerun after a kill): nothing is trained
+  again = table.run_cell(cell, cache=tmp_path, log=lambda _: None)
+  assert trained == [0, 1] and again == first
+  # one more seed, relabelled: only the new seed trains
+  more = table.run_cell({**cell, "row": "x", "seeds": [0, 1, 2]}, cache=tmp_path,
+                        log=lambda _: None)
+  assert trained == [0, 1, 2] and more["per_seed"][:2] == first["per_seed"]
+  # other settings are another key
+  table.run_cell({**cell, "victim": {**cell["victim"], "lr": 0.01}, "seeds": [0]},
+                 cache=tmp_path, log=lambda _: None)
+  assert trained == [0, 1, 2, 0]

@@ -14,8 +14,9 @@ training set (clean, or one attack on one dataset, optionally at a poisoning
 Each finished cell is written at once to
 ``RESULTS/<config name>/<first 16 hex of the cell's hash>.json`` (a record of
 kind ``table_cell``), so a long table is filled over several sittings
-(``--cells`` picks a subset) and an interrupted run loses at most the cell in
-flight. Poisoned training sets are cached in ``RESULTS/.poison_cache/`` (not
+(``--cells`` picks a subset) and an interrupted run loses at most the seed in
+flight: each seed's training is kept as it finishes (:func:`seed_path`) until
+its cell is recorded. Poisoned training sets are cached in ``RESULTS/.poison_cache/`` (not
 in git), keyed by data, attack and the attack's code fingerprint
 (:func:`ntga.attacks.pipeline.code_fingerprint`): the ratio is applied
 afterwards, so one poisoning serves every ratio, and an edited attack is run
@@ -50,7 +51,7 @@ KIND = "table"
 RECORD_KIND = "table_cell"
 GROUP = "tables"
 
-CACHE = ".poison_cache"  # under the results folder; not in git
+CACHE = ".poison_cache"  # poisonings and seeds' trainings; not in git
 MIN_SEEDS = 3
 _CELL_KEYS = {"row", "col", "data", "attack", "victim", "defense", "seeds"}
 _HARNESS = "python -m benchmarks.run "
@@ -180,8 +181,26 @@ def poisoned_train_set(cell: dict[str, Any], *, cache: Path):
           {**info, "n_train": len(train), "cached": cached})
 
 
-def run_cell(cell: dict[str, Any], *, cache: Path) -> dict[str, Any]:
+def seed_path(cell: dict[str, Any], poison: dict[str, Any] | None, seed: int,
+              *, cache: Path) -> Path:
+  """Where one seed's training of a cell is kept until the cell is recorded.
+
+  The key is the cell without its labels and seed list, the poisoning's
+  code fingerprint (None when clean) and the seed, so a cell killed part
+  way resumes at its first untrained seed, and a cell that adds seeds to an
+  otherwise identical one trains only the new ones.
+  """
+  key = {"cell": cell_hash({**cell, "seeds": []}),
+         "poison_code": poison and poison.get("code_fingerprint"), "seed": seed}
+  return Path(cache) / f"seed-{_records.config_hash(key)[:16]}.json"
+
+
+def run_cell(cell: dict[str, Any], *, cache: Path,
+             log: Callable[[str], None] = print) -> dict[str, Any]:
   """Trains the cell's victim once per seed on its training set.
+
+  Each seed's result is kept in ``cache`` (:func:`seed_path`) as soon as it
+  is trained, and taken from there when present.
 
   Returns:
     ``poison`` (see :func:`poisoned_train_set`), ``n_test``, the mean and
@@ -189,6 +208,7 @@ def run_cell(cell: dict[str, Any], *, cache: Path) -> dict[str, Any]:
     clean test accuracy, and ``per_seed`` details.
   """
   import jax  # pylint: disable=g-import-not-at-top
+  from ntga import io  # pylint: disable=g-import-not-at-top
   from ntga.victims.train import TrainConfig, train_and_evaluate  # pylint: disable=g-import-not-at-top
 
   cfg = TrainConfig.from_flat(**{**cell["victim"], "defense": cell["defense"]}).resolved()
@@ -197,9 +217,18 @@ def run_cell(cell: dict[str, Any], *, cache: Path) -> dict[str, Any]:
   test = _load(d["spec"], "test", d["test_limit"])
   per_seed = []
   for seed in cell["seeds"]:
+    path = seed_path(cell, poison, seed, cache=cache)
+    if path.exists():
+      per_seed.append(json.loads(path.read_text()))
+      log(f"    seed {seed}: kept from an earlier run")
+      continue
     m = train_and_evaluate(jax.random.key(seed), train, test, cfg,
                            progress=False)
     per_seed.append(_records.seed_result(seed, m))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    io.write_json(path, per_seed[-1])
+    log(f"    seed {seed}: final {100 * per_seed[-1]['final']:.2f} "
+        f"({per_seed[-1]['wall_clock_s']:.0f} s)")
   return {"poison": poison, "n_train": len(train), "n_test": len(test),
           **_records.summarize(per_seed)}
 
@@ -228,7 +257,8 @@ def run_table(name: str, config: dict[str, Any], *, smoke: bool = False,
     force: recompute cells that have a record.
     cells: a cell name ``"row / col"`` or an fnmatch pattern on it; only
       matching cells run.
-    cache: folder of cached poisonings (default ``out/.poison_cache``).
+    cache: folder of cached poisonings and seeds' trainings (default
+      ``out/.poison_cache``).
     log: receives one progress line per cell.
 
   Returns:
@@ -270,7 +300,7 @@ def run_table(name: str, config: dict[str, Any], *, smoke: bool = False,
     log(f"[{i + 1}/{len(config['cells'])}] {name}: {cell_id(cell)} ...")
     started = _records.now_utc()
     start = time.perf_counter()
-    metrics = run_cell(cell, cache=cache)
+    metrics = run_cell(cell, cache=cache, log=log)
     record = _records.new_record(
         name=name, kind=RECORD_KIND, smoke=smoke, config_key="cell",
         config=cell, hash_=cell_hash(cell), seeds=list(cell["seeds"]),
