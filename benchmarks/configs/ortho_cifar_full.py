@@ -32,9 +32,15 @@ COLUMNS = {"augmentation": ("none", {"augment": "crop-flip"}),
                                                          "epochs": 18}),
            # Not the authors' default: the test images are projected too.
            "ortho (test projected) + augmentation": (
-               "ortho", {"augment": "crop-flip", "ortho_project_test": True})}
+               "ortho", {"augment": "crop-flip", "ortho_project_test": True}),
+           # ... and without the authors' strong augmentation: what the
+           # projection alone costs when train and test images match.
+           "ortho (test projected), crop-flip only": (
+               "ortho", {"augment": "crop-flip", "ortho_project_test": True,
+                         "ortho_augment": "victim"})}
 SEEDS_OF = {"ortho + augmentation, 18 epochs": [0],
-            "ortho (test projected) + augmentation": [0]}
+            "ortho (test projected) + augmentation": [0],
+            "ortho (test projected), crop-flip only": [0]}
 
 
 def get_config(smoke: bool = False) -> dict:
