@@ -14,7 +14,13 @@ unstable from seed to seed (``seed_methods_cifar``, column
 training costs, and a higher one what catastrophic overfitting looks
 like, but clean accuracy alone cannot tell the two apart, so each cell
 also measures the robust test accuracy after training (PGD-10 at 8/255,
-``TrainConfig.robust_eps``), which decides table 5's column.
+``TrainConfig.robust_eps``), which decides table 5's column. What it showed
+(seed 0): FGSM ends at 37.7% clean (per-epoch accuracy going up and down,
+peak 43.4%) with a robust accuracy of 0.0%, while its training accuracy on
+its own adversarial examples climbs to 82%: catastrophic overfitting, the
+model is not robust at all. N-FGSM ends at 23.9% clean and 16.2% robust:
+working adversarial training. Table 5's ``at-linf`` column therefore
+trains with N-FGSM.
 
   python -m benchmarks.run at_fast_screen
 """
