@@ -15,9 +15,9 @@ Each finished cell is written at once to
 ``RESULTS/<config name>/<first 16 hex of the cell's hash>.json`` (a record of
 kind ``table_cell``), so a long table is filled over several sittings
 (``--cells`` picks a subset) and an interrupted run loses at most the seed in
-flight: each seed's training is kept as it finishes (:func:`seed_path`) until
-its cell is recorded. Poisoned training sets are cached in ``RESULTS/.poison_cache/`` (not
-in git), keyed by data, attack and the attack's code fingerprint
+flight: each seed's training is kept as it finishes (:func:`seed_path`).
+Poisoned training sets are cached in ``RESULTS/.poison_cache/`` (not in
+git), keyed by data, attack and the attack's code fingerprint
 (:func:`ntga.attacks.pipeline.code_fingerprint`): the ratio is applied
 afterwards, so one poisoning serves every ratio, and an edited attack is run
 again instead of reusing a stale poisoning. An NTGA poisoning that is
@@ -183,7 +183,7 @@ def poisoned_train_set(cell: dict[str, Any], *, cache: Path):
 
 def seed_path(cell: dict[str, Any], poison: dict[str, Any] | None, seed: int,
               *, cache: Path) -> Path:
-  """Where one seed's training of a cell is kept until the cell is recorded.
+  """Where one seed's training of a cell is kept (in the cache, not in git).
 
   The key is the cell without its labels and seed list, the poisoning's
   code fingerprint (None when clean) and the seed, so a cell killed part
