@@ -41,10 +41,16 @@ COLUMNS = {"augmentation": ("none", {"augment": "crop-flip"}),
            # projection alone costs when train and test images match.
            "ortho (test projected), crop-flip only": (
                "ortho", {"augment": "crop-flip", "ortho_project_test": True,
-                         "ortho_augment": "victim"})}
+                         "ortho_augment": "victim"}),
+           # ... with the victim's normalisation and whitening fitted on the
+           # projected images it trains and is tested on.
+           "ortho (test projected, fit on projected), crop-flip only": (
+               "ortho", {"augment": "crop-flip", "ortho_project_test": True,
+                         "ortho_augment": "victim", "ortho_fit_on": "projected"})}
 SEEDS_OF = {"ortho + augmentation, 18 epochs": [0],
             "ortho (test projected) + augmentation": [0],
-            "ortho (test projected), crop-flip only": [0]}
+            "ortho (test projected), crop-flip only": [0],
+            "ortho (test projected, fit on projected), crop-flip only": [0]}
 
 
 def get_config(smoke: bool = False) -> dict:
