@@ -222,13 +222,13 @@ def run_cell(cell: dict[str, Any], *, cache: Path,
       per_seed.append(json.loads(path.read_text()))
       log(f"    seed {seed}: kept from an earlier run")
       continue
-    m = train_and_evaluate(jax.random.key(seed), train, test, cfg,
-                           progress=False)
-    per_seed.append(_records.seed_result(seed, m))
+    result = _records.seed_result(seed, train_and_evaluate(
+        jax.random.key(seed), train, test, cfg, progress=False))
     path.parent.mkdir(parents=True, exist_ok=True)
-    io.write_json(path, per_seed[-1])
-    log(f"    seed {seed}: final {100 * per_seed[-1]['final']:.2f} "
-        f"({per_seed[-1]['wall_clock_s']:.0f} s)")
+    io.write_json(path, result)
+    per_seed.append(result)
+    log(f"    seed {seed}: final {100 * result['final']:.2f} "
+        f"({result['wall_clock_s']:.0f} s)")
   return {"poison": poison, "n_train": len(train), "n_test": len(test),
           **_records.summarize(per_seed)}
 
