@@ -52,7 +52,16 @@ COLUMNS = {"augmentation": ("none", {"augment": "crop-flip"}, SEEDS),
            "ortho (test projected, fit on projected), crop-flip only": (
                "ortho", {"augment": "crop-flip", "ortho_project_test": True,
                          "ortho_augment": "victim", "ortho_fit_on": "projected"},
-               ONE)}
+               ONE),
+           # The authors' default (test images not projected, strong
+           # augmentation) with only the victim's statistics fitted on the
+           # projected training images ...
+           "ortho + augmentation, fit on projected": (
+               "ortho", {"augment": "crop-flip", "ortho_fit_on": "projected"}, ONE),
+           # ... and the same without the strong augmentation.
+           "ortho (fit on projected), crop-flip only": (
+               "ortho", {"augment": "crop-flip", "ortho_augment": "victim",
+                         "ortho_fit_on": "projected"}, ONE)}
 
 
 def get_config(smoke: bool = False) -> dict:
