@@ -242,8 +242,10 @@ def cnn_ntk_fn(*, w_var: float, b_var: float, filter_size: int = 5,
     dense_depth: number of Dense layers after Flatten (widths do not matter).
     tile: ``(rows, cols)``: compute the kernel in sub-tiles of at most this
       many image pairs, one after the other, each rematerialised in the
-      backward pass (:func:`ntga._tiles.tiled`). The per-pixel arrays of one sub-tile
-      then stay in cache; the values are the same. None: in one piece.
+      backward pass (:func:`ntga._tiles.tiled`). The per-pixel arrays of one
+      sub-tile then stay in cache; the per-image work (patches, their
+      variances, the image keys: :func:`_features`) is done once for all
+      sub-tiles. The values are the same. None: in one piece.
 
   Returns:
     ``kernel_fn(x1, x2) -> (n1, n2)`` for NHWC float arrays.
@@ -251,45 +253,60 @@ def cnn_ntk_fn(*, w_var: float, b_var: float, filter_size: int = 5,
   Example:
     >>> kfn = cnn_ntk_fn(w_var=1.76, b_var=0.18, tile=(50, 64))
   """
-  whole = _whole_kernel_fn(w_var, b_var, filter_size, stride, conv_depth,
-                           dense_depth)
-  if tile is None:
-    return whole
-  return functools.partial(_tiles.tiled, whole, rows=tile[0], cols=tile[1])
-
-
-def _whole_kernel_fn(w_var, b_var, filter_size, stride, conv_depth,
-                     dense_depth) -> Callable[[jax.Array, jax.Array], jax.Array]:
-  """:func:`cnn_ntk_fn`'s kernel, computed in one piece."""
   k, s = filter_size, stride
 
   def kernel_fn(x1: jax.Array, x2: jax.Array) -> jax.Array:
-    _, h, w, _ = x1.shape
-    keys1, keys2 = image_keys(x1), image_keys(x2)
-    same = jnp.all(keys1[:, None, :] == keys2[None, :, :], axis=-1)
-    p1, p2 = _patches(x1, k, s), _patches(x2, k, s)
-    scale = w_var / p1.shape[-1]  # patch inner product / (k*k*C)
-    nngp = jnp.einsum("pik,pjk->pij", p1, p2) * scale + b_var
-    var1 = jnp.sum(p1 * p1, -1) * scale + b_var  # (P, n1)
-    var2 = jnp.sum(p2 * p2, -1) * scale + b_var
-    ntk = nngp
-    h, w = _out_and_pad(h, k, s)[0], _out_and_pad(w, k, s)[0]
-    for layer in range(conv_depth):
-      if layer:
-        avg = jnp.asarray(window_average(h, w, k, s))
-        h, w = _out_and_pad(h, k, s)[0], _out_and_pad(w, k, s)[0]
-        shape = (avg.shape[0],) + nngp.shape[1:]
-        pix = nngp.shape[0]
-        nngp = w_var * (avg @ nngp.reshape(pix, -1)).reshape(shape) + b_var
-        ntk = w_var * (avg @ ntk.reshape(pix, -1)).reshape(shape) + nngp
-        var1, var2 = w_var * (avg @ var1) + b_var, w_var * (avg @ var2) + b_var
-      nngp, ntk = _relu(nngp, ntk, var1[:, :, None], var2[:, None, :], same)
-      var1, var2 = var1 / 2, var2 / 2
-    # Flatten: the mean over pixels, as a matmul (see the module docstring).
-    nngp, ntk = _pixel_mean(nngp), _pixel_mean(ntk)
-    for _ in range(dense_depth):
-      nngp = w_var * nngp + b_var
-      ntk = w_var * ntk + nngp
-    return ntk
+    h, w = (_out_and_pad(n, k, s)[0] for n in x1.shape[1:3])
+    pairs = functools.partial(_pair_kernel, grid=(h, w), w_var=w_var,
+                              b_var=b_var, filter_size=k, stride=s,
+                              conv_depth=conv_depth, dense_depth=dense_depth)
+    f1, f2 = (_features(x, k, s, w_var, b_var) for x in (x1, x2))
+    if tile is None:
+      return pairs(f1, f2)
+    return _tiles.tiled(pairs, f1, f2, rows=tile[0], cols=tile[1], axis=1)
 
   return kernel_fn
+
+
+def _features(x: jax.Array, k: int, s: int, w_var: float, b_var: float
+              ) -> tuple[jax.Array, jax.Array, jax.Array]:
+  """Per-image inputs of the kernel, each with its images on axis 1.
+
+  Returns:
+    ``(patches, var, keys)``: the (pixels, n, C*k*k) first-layer patches
+    (:func:`_patches`), each pixel's first-layer variance (pixels, n), and
+    the (2, n) :func:`image_keys`.
+  """
+  p = _patches(x, k, s)
+  var = jnp.sum(p * p, -1) * (w_var / p.shape[-1]) + b_var
+  return p, var, image_keys(x).T
+
+
+def _pair_kernel(f1, f2, *, grid, w_var, b_var, filter_size, stride,
+                 conv_depth, dense_depth) -> jax.Array:
+  """The (n1, n2) NTK from both sides' :func:`_features`; ``grid`` is the
+  first conv layer's output (height, width)."""
+  (p1, var1, keys1), (p2, var2, keys2) = f1, f2
+  k, s = filter_size, stride
+  same = jnp.all(keys1[:, :, None] == keys2[:, None, :], axis=0)
+  scale = w_var / p1.shape[-1]  # patch inner product / (k*k*C)
+  nngp = jnp.einsum("pik,pjk->pij", p1, p2) * scale + b_var
+  ntk = nngp
+  h, w = grid
+  for layer in range(conv_depth):
+    if layer:
+      avg = jnp.asarray(window_average(h, w, k, s))
+      h, w = _out_and_pad(h, k, s)[0], _out_and_pad(w, k, s)[0]
+      shape = (avg.shape[0],) + nngp.shape[1:]
+      pix = nngp.shape[0]
+      nngp = w_var * (avg @ nngp.reshape(pix, -1)).reshape(shape) + b_var
+      ntk = w_var * (avg @ ntk.reshape(pix, -1)).reshape(shape) + nngp
+      var1, var2 = w_var * (avg @ var1) + b_var, w_var * (avg @ var2) + b_var
+    nngp, ntk = _relu(nngp, ntk, var1[:, :, None], var2[:, None, :], same)
+    var1, var2 = var1 / 2, var2 / 2
+  # Flatten: the mean over pixels, as a matmul (see the module docstring).
+  nngp, ntk = _pixel_mean(nngp), _pixel_mean(ntk)
+  for _ in range(dense_depth):
+    nngp = w_var * nngp + b_var
+    ntk = w_var * ntk + nngp
+  return ntk
