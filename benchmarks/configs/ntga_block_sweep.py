@@ -14,7 +14,7 @@ with its FLOP count and XLA's plan, one that passes it while running as
 
 Target sets differ per surrogate: 10,000 for fnn (the paper's validation set)
 but 1,000 for cnn (as in tables 1 and 2), whose diagonal-spatial kernel costs
-~10 us per image pair for value and gradient here (``cnn_kernel_speed``), far
+~2.6 us per MNIST image pair for value and gradient here (``cnn_kernel_speed``), far
 more than fnn's (compare the FLOP columns). Every kernel is built in tiles,
 rematerialised in the backward pass: the block's own K_nn in square tiles of
 at most 250 images a side, its upper triangle only
