@@ -84,7 +84,11 @@ is logged on the ``ntga.attacks.minmin`` logger and shown in the tqdm postfix:
 the round, the source model's accuracy on the perturbed training data and on
 the clean images of a fixed subset (:data:`MONITOR_IMAGES` of them), and the
 noise saturation (the fraction of noise entries at +-eps);
-:class:`MinMinResult` returns them as per-round lists.
+:class:`MinMinResult` returns them as per-round lists. Given a
+``checkpoint_dir`` (``ntga poison`` passes ``OUT/.checkpoints``), a run saves
+its state after every EM round and at every REM report and tenth of REM's
+final noise pass, and a killed run resumes from there to the same output
+(:class:`_Resume`).
 
 Earlier definitions of this library stay reachable as named options:
 ``source_model="groupnorm-cnn"`` (with its ``width``), ``noise_init="uniform"``
@@ -106,6 +110,7 @@ import numpy as np
 import optax
 import tqdm
 
+from ntga import io
 from ntga.attacks import _common, _source_model
 from ntga.errors import ConfigError
 from ntga.protocol import AttackConfig, RunContext
@@ -343,9 +348,9 @@ class EMConfig(MinMinConfig):
                                stop_accuracy=0.0, max_rounds=1, batch_order=None,
                                class_update=None)
 
-  def _run(self, key, xf, y, source, bar) -> "_Outcome":
+  def _run(self, key, xf, y, source, bar, resume) -> "_Outcome":
     """EM rounds until the stop accuracy (see :func:`_run_em`)."""
-    return _run_em(key, xf, y, self, source, bar)
+    return _run_em(key, xf, y, self, source, bar, resume)
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -505,9 +510,9 @@ class REMConfig(MinMinConfig):
     keys = jax.random.split(key, self.eot_samples)
     return jnp.mean(jax.lax.map(one, keys))
 
-  def _run(self, key, xf, y, source, bar) -> "_Outcome":
+  def _run(self, key, xf, y, source, bar, resume) -> "_Outcome":
     """Source iterations, then the final noise (see :func:`_run_rem`)."""
-    return _run_rem(key, xf, y, self, source, bar)
+    return _run_rem(key, xf, y, self, source, bar, resume)
 
 
 # ---------------------------------------------------------------------------
@@ -741,6 +746,13 @@ class _Batcher:
     if order == "fixed":
       self.perm = np.asarray(jax.random.permutation(key, n))
 
+  def seek(self, step: int) -> None:
+    """Continues as if :meth:`next` had been called ``step`` times."""
+    self.step = step
+    if self.order == "shuffle" and step % (self.n // self.bs):
+      epoch = step // (self.n // self.bs)
+      self.perm = np.asarray(jax.random.permutation(jax.random.fold_in(self.key, epoch), self.n))
+
   def next(self) -> np.ndarray:
     if self.order == "fixed":
       pos = self.step % -(-self.n // self.bs)
@@ -778,6 +790,55 @@ class _Monitor:
              "(%d images), noise saturation %.4f, loss %.4f",
              self.label, what, acc, clean, len(self.xc), saturation, loss)
 
+  def state(self) -> dict[str, np.ndarray]:
+    """The history so far, as arrays for :class:`_Resume`."""
+    return {f"history_{k}": np.asarray(v, np.float64) for k, v in self.history.items()}
+
+  def restore(self, values: dict[str, np.ndarray]) -> None:
+    self.history = {k: [float(v) for v in values[f"history_{k}"]] for k in self.history}
+
+
+class _Resume:
+  """A run's state in ``checkpoint_dir/minmin_state.npz``, so that a killed run resumes.
+
+  Saved (atomically) after every EM round, at every REM report (a tenth of
+  the iterations) and every tenth of REM's final noise pass: the noise, the
+  source model's parameters, statistics and optimizer state, the counters
+  and the progress history. Every random draw of a run is keyed by its
+  step's index (``fold_in``), so a resumed run computes what an
+  uninterrupted one does, bit for bit. The folder is claimed for one run
+  (:func:`ntga.io.claim_checkpoints`: config, key, images and labels).
+  """
+
+  def __init__(self, folder, fingerprint: str):
+    self.path = io.claim_checkpoints(folder, fingerprint) / "minmin_state.npz"
+
+  def save(self, values: dict, trees) -> None:
+    """Writes ``values`` (name -> array) and the arrays of the pytree ``trees``."""
+    packed = {f"v_{k}": np.asarray(v) for k, v in values.items()}
+    for i, leaf in enumerate(jax.tree_util.tree_leaves(trees)):
+      if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+        leaf = jax.random.key_data(leaf)
+      packed[f"t_{i}"] = np.asarray(leaf)
+    io.atomic_write(self.path, lambda f: np.savez(f, **packed))
+
+  def load(self, trees):
+    """``(values, trees)`` as saved, the pytree rebuilt in the structure of
+    ``trees``; None if nothing was saved."""
+    if not self.path.exists():
+      return None
+    leaves, treedef = jax.tree_util.tree_flatten(trees)
+    with np.load(self.path) as z:
+      values = {k[2:]: z[k] for k in z.files if k.startswith("v_")}
+      restored = []
+      for i, leaf in enumerate(leaves):
+        a = z[f"t_{i}"]
+        if jax.dtypes.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+          restored.append(jax.random.wrap_key_data(a, impl=jax.random.key_impl(leaf)))
+        else:
+          restored.append(jnp.asarray(a, leaf.dtype))
+    return values, jax.tree_util.tree_unflatten(treedef, restored)
+
 
 def _init_noise(key, shape, cfg):
   if cfg.noise_init == "uniform":
@@ -809,13 +870,12 @@ def _em_noise_pass(table, source, xf, y, cfg, key):
   return table
 
 
-def _run_em(key, xf, y, cfg, source, bar) -> _Outcome:
+def _run_em(key, xf, y, cfg, source, bar, resume) -> _Outcome:
   """EM rounds until the accuracy on the perturbed data exceeds ``stop_accuracy``."""
   n, k = len(xf), int(y.max()) + 1
   classwise = cfg.mode == "class"
   table = _init_noise(jax.random.fold_in(key, 1), ((k,) if classwise else (n,)) + xf.shape[1:],
                       cfg)
-  rows_of = (lambda idx: table[y[idx]]) if classwise else (lambda idx: table[idx])
   net, params, rest = source
   opt_state = _optimizer(cfg).init(params)
   bs = min(cfg.batch_size, n)
@@ -823,8 +883,18 @@ def _run_em(key, xf, y, cfg, source, bar) -> _Outcome:
   k_noise, k_step = jax.random.fold_in(key, 3), jax.random.fold_in(key, 4)
   monitor = _Monitor("em", xf, y, bs, bar)
   kcfg = cfg._compiled()  # pylint: disable=protected-access
-  step = 0
-  for r in bar:
+  step, start, stopped = 0, 0, False
+  saved = resume.load((params, rest, opt_state)) if resume else None
+  if saved is not None:
+    values, (params, rest, opt_state) = saved
+    table, step, start = values["table"], int(values["step"]), int(values["round"])
+    stopped = bool(values["stopped"])
+    batcher.seek(int(values["batcher"]))
+    monitor.restore(values)
+    bar.update(start)
+    log.info("em resumed after round %d", start)
+  rows_of = (lambda idx: table[y[idx]]) if classwise else (lambda idx: table[idx])
+  for r in range(start, 0 if stopped else cfg.max_rounds):
     for _ in range(cfg.train_steps):
       idx = batcher.next()
       xb = np.clip(xf[idx] + rows_of(idx), 0.0, 1.0)
@@ -835,16 +905,21 @@ def _run_em(key, xf, y, cfg, source, bar) -> _Outcome:
     table = _em_noise_pass(table, source, xf, y, cfg, jax.random.fold_in(k_noise, r))
     loss, acc = _evaluate(source, xf, y, rows_of, bs)
     monitor.record(f"round {r + 1}", source, loss, acc, _saturation(table, cfg.eps))
-    if acc > cfg.stop_accuracy:
+    stopped = acc > cfg.stop_accuracy
+    if resume:
+      resume.save({"table": table, "step": step, "round": r + 1, "stopped": stopped,
+                   "batcher": batcher.step, **monitor.state()}, (params, rest, opt_state))
+    bar.update(1)
+    if stopped:
       log.info("em stopped after %d rounds (accuracy %.4f > %.4f)", r + 1, acc,
                cfg.stop_accuracy)
       break
-  else:
+  if not stopped:
     log.info("em ran all %d rounds without reaching accuracy %.4f", cfg.max_rounds,
              cfg.stop_accuracy)
   rounds = len(monitor.history["accuracy"])
-  return _Outcome(table, table[y] if classwise else table, source, monitor.history, rounds,
-                  acc > cfg.stop_accuracy)
+  return _Outcome(table, table[y] if classwise else table,
+                  _source_model.Source(net, params, rest), monitor.history, rounds, stopped)
 
 
 def _rem_noise(source, cfg, xf, y, idx, key):
@@ -856,7 +931,7 @@ def _rem_noise(source, cfg, xf, y, idx, key):
   return np.round(d * 255) / 255 if cfg.round_noise else d
 
 
-def _run_rem(key, xf, y, cfg, source, bar) -> _Outcome:
+def _run_rem(key, xf, y, cfg, source, bar, resume) -> _Outcome:
   """REM source iterations, then the final noise pass."""
   n = len(xf)
   table = np.zeros_like(xf)
@@ -867,10 +942,28 @@ def _run_rem(key, xf, y, cfg, source, bar) -> _Outcome:
   batcher = _Batcher(jax.random.fold_in(key, 2), n, bs)
   k_noise, k_step, k_final = (jax.random.fold_in(key, i) for i in (3, 4, 5))
   report = max(1, cfg.total_train_steps // 10)
+  final_batches = list(_batches(n, bs))
+  final_report = max(1, len(final_batches) // 10)
   monitor = _Monitor("rem", xf, y, bs, bar)
   kcfg = cfg._compiled()  # pylint: disable=protected-access
-  recent = []
-  for step in bar:
+  recent, start, final_done = [], 0, 0
+  saved = resume.load((params, rest, opt_state)) if resume else None
+  if saved is not None:
+    values, (params, rest, opt_state) = saved
+    table, seen, recent = values["table"], values["seen"], list(values["recent"])
+    start, final_done = int(values["step"]), int(values["final_batches"])
+    batcher.seek(start)
+    monitor.restore(values)
+    bar.update(start)
+    log.info("rem resumed at iteration %d, final pass batch %d", start, final_done)
+
+  def save(step, final):
+    if resume:
+      resume.save({"table": table, "seen": seen, "recent": np.asarray(recent, np.float64),
+                   "step": step, "final_batches": final, **monitor.state()},
+                  (params, rest, opt_state))
+
+  for step in range(start, cfg.total_train_steps):
     idx = batcher.next()
     if (step + 1) % cfg.perturb_freq == 0:
       table[idx] = _rem_noise(_source_model.Source(net, params, rest), cfg, xf, y, idx,
@@ -879,7 +972,8 @@ def _run_rem(key, xf, y, cfg, source, bar) -> _Outcome:
     xb = np.clip(xf[idx] + table[idx], 0.0, 1.0)
     params, rest, opt_state, acc = _train_step(net, kcfg, params, rest, opt_state, xb, y[idx],
                                                jax.random.fold_in(k_step, step))
-    recent.append(acc)
+    recent.append(float(acc))
+    bar.update(1)
     if (step + 1) % report == 0:
       source = _source_model.Source(net, params, rest)
       adv_acc = float(np.mean(np.asarray(recent)))
@@ -889,10 +983,14 @@ def _run_rem(key, xf, y, cfg, source, bar) -> _Outcome:
                step + 1, cfg.total_train_steps, adv_acc)
       monitor.record(f"step {step + 1}/{cfg.total_train_steps}", source, loss, acc_p,
                      _saturation(table[seen], cfg.eps))
+      save(step + 1, 0)
   source = _source_model.Source(net, params, rest)
-  for b, (idx, valid) in enumerate(_batches(n, bs)):
+  for b in range(final_done, len(final_batches)):
+    idx, valid = final_batches[b]
     sub = _rem_noise(source, cfg, xf, y, idx, jax.random.fold_in(k_final, b))
     table[idx[:valid]] = sub[:valid]
+    if (b + 1) % final_report == 0 and b + 1 < len(final_batches):
+      save(cfg.total_train_steps, b + 1)
   loss, acc = _evaluate(source, xf, y, lambda i: table[i], bs)
   monitor.record("final noise", source, loss, acc, _saturation(table, cfg.eps))
   return _Outcome(table, table, source, monitor.history, cfg.total_train_steps, False)
@@ -913,8 +1011,10 @@ def generate(key: jax.Array, x, y, config, context: RunContext = RunContext()
     config: :class:`EMConfig` or :class:`REMConfig`.
     context: labels must lie below ``num_classes`` (the source model and the
       class-wise noise table are sized by the labels present, ``max(y) + 1``);
-      ``progress`` shows the round / iteration bar on a terminal. Nothing is
-      checkpointed: ``checkpoint_dir`` is not used.
+      ``progress`` shows the round / iteration bar on a terminal; with
+      ``checkpoint_dir``, the run's state is saved there as it goes
+      (:class:`_Resume`) and a run of the same config, key and data resumes
+      from it.
 
   Returns:
     A :class:`MinMinResult` (poisoned images, noise, source model, and the
@@ -934,10 +1034,14 @@ def generate(key: jax.Array, x, y, config, context: RunContext = RunContext()
       jax.random.fold_in(key, 0), config.source_model, _common.num_classes(y), x,
       config.width))
   xf = x.astype(np.float32) / 255.0
+  resume = None
+  if context.checkpoint_dir is not None:
+    resume = _Resume(context.checkpoint_dir, io.run_fingerprint(
+        config, np.asarray(jax.random.key_data(key)), x, y))
   # pylint: disable=protected-access
-  with tqdm.trange(config._iterations(), desc=config._label,
-                   disable=None if context.progress else True, leave=False) as bar:
-    run = config._run(key, xf, y, source, bar)
+  with tqdm.tqdm(total=config._iterations(), desc=config._label,
+                 disable=None if context.progress else True, leave=False) as bar:
+    run = config._run(key, xf, y, source, bar, resume)
   # pylint: enable=protected-access
   x_p = np.empty_like(x)
   for s in range(0, len(x), 4096):

@@ -328,7 +328,7 @@ def run_poison(args: argparse.Namespace) -> int:
     if created:
       io.remove_if_empty(out)
     if isinstance(e, KeyboardInterrupt):
-      hint = ("finished blocks are kept in OUT/.checkpoints; re-run the same "
+      hint = ("the progress is kept in OUT/.checkpoints; re-run the same "
               "command to resume" if _has_checkpoints(out) else
               "nothing was kept; re-run the same command to start again")
       print(f"ntga: interrupted; {hint}", file=sys.stderr)

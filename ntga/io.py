@@ -54,6 +54,7 @@ Example:
 from __future__ import annotations
 
 import collections
+import dataclasses
 import hashlib
 import importlib.metadata
 import json
@@ -165,6 +166,63 @@ def prepare_output(out: str | os.PathLike, *, overwrite: bool,
   except OSError as e:
     raise OutputError(f"cannot create output folder {out}: {e.strerror}") from e
   return out
+
+
+def run_fingerprint(config: Any, *arrays: Any) -> str:
+  """A hash naming one run: a dataclass config's fields and its input arrays.
+
+  Checkpoints carry it (:func:`claim_checkpoints`), so that a run resumes
+  only from checkpoints of the same data, seed and settings.
+
+  Args:
+    config: a dataclass instance (its fields, as JSON).
+    *arrays: the run's inputs (e.g. the key's data, images, labels), hashed
+      by their bytes in order.
+
+  Returns:
+    The sha256 hex digest.
+
+  Example:
+    >>> run_fingerprint(cfg, np.asarray(jax.random.key_data(key)), x, y)
+  """
+  h = hashlib.sha256()
+  h.update(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
+  for a in arrays:
+    h.update(np.ascontiguousarray(a).tobytes())
+  return h.hexdigest()
+
+
+def claim_checkpoints(folder: str | os.PathLike, fingerprint: str) -> Path:
+  """Makes ``folder`` the checkpoint folder of the run named ``fingerprint``.
+
+  A new folder is created with a ``meta.json`` holding the fingerprint; an
+  existing one must hold the same fingerprint, so that no run resumes from
+  another's checkpoints.
+
+  Args:
+    folder: the checkpoint folder (usually ``OUT/.checkpoints``).
+    fingerprint: :func:`run_fingerprint` of the run.
+
+  Returns:
+    The folder, as a Path.
+
+  Raises:
+    OutputError: the folder holds checkpoints of a different run.
+
+  Example:
+    >>> ckpt = claim_checkpoints(out / ATTACK_CHECKPOINTS, run_fingerprint(cfg, x, y))
+  """
+  folder = Path(folder)
+  folder.mkdir(parents=True, exist_ok=True)
+  meta = folder / "meta.json"
+  if meta.exists():
+    if json.loads(meta.read_text()).get("fingerprint") != fingerprint:
+      raise OutputError(f"{folder} holds checkpoints of a different run (data, "
+                        "seed or config differ); remove it or use --overwrite")
+  else:
+    atomic_write(meta, lambda f: f.write(
+        json.dumps({"fingerprint": fingerprint}).encode()))
+  return folder
 
 
 def remove_if_empty(out: str | os.PathLike) -> bool:

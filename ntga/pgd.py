@@ -46,8 +46,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
-import json
 import math
 import os
 from pathlib import Path
@@ -521,30 +519,14 @@ def attack_block(key: jax.Array, x0: jax.Array, y_block: jax.Array,
 
 
 def _fingerprint(key, x, y, config) -> str:
-  h = hashlib.sha256()
-  h.update(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
-  h.update(np.asarray(jax.random.key_data(key)).tobytes())
-  h.update(np.ascontiguousarray(x).tobytes())
-  h.update(np.ascontiguousarray(y).tobytes())
-  return h.hexdigest()
+  return io.run_fingerprint(config, np.asarray(jax.random.key_data(key)), x, y)
 
 
 class _BlockStore:
   """Per-block results under a folder, written atomically."""
 
   def __init__(self, folder: str | os.PathLike, fingerprint: str):
-    self.folder = Path(folder)
-    self.folder.mkdir(parents=True, exist_ok=True)
-    meta = self.folder / "meta.json"
-    if meta.exists():
-      found = json.loads(meta.read_text()).get("fingerprint")
-      if found != fingerprint:
-        raise OutputError(f"{self.folder} holds checkpoints of a different "
-                          "run (data, seed or config differ); remove it or "
-                          "use --overwrite")
-    else:
-      io.atomic_write(meta, lambda f: f.write(
-          json.dumps({"fingerprint": fingerprint}).encode()))
+    self.folder = io.claim_checkpoints(folder, fingerprint)
 
   def path(self, block_id: int) -> Path:
     return self.folder / f"block_{block_id:06d}.npy"

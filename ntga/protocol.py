@@ -135,7 +135,8 @@ class RunContext:
       output does not depend on it.
     checkpoint_dir: a folder for intermediate results so that a killed run
       resumes; only attacks that checkpoint use it (NTGA saves each finished
-      block), the others run in one go and leave it untouched.
+      block, EM and REM their state as they go), the others run in seconds
+      and leave it untouched.
     progress: show a progress bar (NTGA per block, EM/REM per round or
       iteration, the latter only on a terminal); the one-pass attacks (CUDA,
       OPS, random noise) take seconds and show none.

@@ -144,6 +144,44 @@ def test_rem_reports(results):
   assert r.rounds == 4 and not r.stopped and len(r.accuracy) == 5
 
 
+# name -> (the function to interrupt, at which call): EM in its second round,
+# REM in its final noise pass (after its 4 training iterations' 4 calls).
+_KILL_AT = {"em-sample": ("_train_step", 6), "rem": ("_rem_noise", 6)}
+
+
+@pytest.mark.parametrize("name", list(_KILL_AT))
+def test_a_killed_run_resumes_to_the_same_noise(name, results, tmp_path, monkeypatch, caplog):
+  """With a checkpoint_dir, a run interrupted part-way resumes from its saved
+  state and ends with exactly the noise, images and progress of an
+  uninterrupted run; another key refuses the folder."""
+  from ntga.errors import OutputError  # pylint: disable=g-import-not-at-top
+  from ntga.protocol import RunContext  # pylint: disable=g-import-not-at-top
+  fn, at = _KILL_AT[name]
+  real, calls = getattr(_minmin, fn), []
+
+  def dying(*args, **kw):
+    calls.append(1)
+    if len(calls) == at:
+      raise KeyboardInterrupt
+    return real(*args, **kw)
+
+  ctx = RunContext(checkpoint_dir=tmp_path / "ckpt")
+  monkeypatch.setattr(_minmin, fn, dying)
+  with pytest.raises(KeyboardInterrupt):
+    em.generate(jax.random.key(11), _X, _Y, _CFGS[name], ctx)
+  monkeypatch.setattr(_minmin, fn, real)
+  assert (tmp_path / "ckpt" / "minmin_state.npz").exists()
+  with caplog.at_level(logging.INFO, logger="ntga.attacks.minmin"):
+    again = em.generate(jax.random.key(11), _X, _Y, _CFGS[name], ctx)
+  assert any("resumed" in m for m in caplog.messages)
+  want = results[name][0]
+  np.testing.assert_array_equal(again.delta, want.delta)
+  np.testing.assert_array_equal(again.x, want.x)
+  assert again.accuracy == want.accuracy and again.rounds == want.rounds
+  with pytest.raises(OutputError, match="different run"):
+    em.generate(jax.random.key(12), _X, _Y, _CFGS[name], ctx)
+
+
 def test_rem_noise_stored_in_grey_levels(results):
   """round_noise (authors' int8 table); round_noise=False (earlier) is pinned
   by its fingerprint in test_poison_golden."""

@@ -265,7 +265,7 @@ def test_interrupted_run_says_how_to_resume(tmp_path, capsys, monkeypatch):
   monkeypatch.setattr(pipeline, "poison_dataset", interrupted)
   for checkpoint, hint in ((False, "nothing was kept; re-run the same command "
                             "to start again"),
-                           (True, "finished blocks are kept in OUT/.checkpoints; "
+                           (True, "the progress is kept in OUT/.checkpoints; "
                             "re-run the same command to resume")):
     out = tmp_path / f"o{checkpoint}"
     assert cli.main(["poison", "--data", "digits", "--limit", "20", "--out",
