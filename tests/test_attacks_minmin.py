@@ -182,6 +182,17 @@ def test_a_killed_run_resumes_to_the_same_noise(name, results, tmp_path, monkeyp
     em.generate(jax.random.key(12), _X, _Y, _CFGS[name], ctx)
 
 
+@pytest.mark.parametrize("order", ["shuffle", "fixed"])
+def test_a_batcher_seeked_to_a_step_continues_as_one_that_walked_there(order):
+  walked = _minmin._Batcher(jax.random.key(5), 20, 6, order)
+  for _ in range(4):  # mid-way through the second pass of a shuffled order
+    walked.next()
+  seeked = _minmin._Batcher(jax.random.key(5), 20, 6, order)
+  seeked.seek(4)
+  for _ in range(5):
+    np.testing.assert_array_equal(seeked.next(), walked.next())
+
+
 def test_rem_noise_stored_in_grey_levels(results):
   """round_noise (authors' int8 table); round_noise=False (earlier) is pinned
   by its fingerprint in test_poison_golden."""
