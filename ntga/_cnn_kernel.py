@@ -180,9 +180,9 @@ def _relu_bwd(res, cotangents):
   The variances' cotangents sum, over the other side's images, the
   cotangent of norm times d norm / d v = norm / (2 v): with
   dnorm = g1 J1 / 2pi - dc c / norm that is 0.5 (g1 out1 - dc nngp / norm),
-  written from the saved output and the nngp cotangent so that the two
-  sums do not recompute the arc-cosine terms (~8% of the kernel's value
-  and gradient).
+  written from the saved output and the nngp cotangent, so that the two
+  sums do not recompute the arc-cosine terms (no measurable change in
+  ``cnn_tile_sweep`` on a quiet machine; ~6-8% faster beside another job).
   """
   nngp, ntk, j0, out1, var1, var2, same = res
   g1, g2 = cotangents

@@ -64,11 +64,11 @@ def cnn_layers(num_classes: int, channels: int = 64):
 # The cnn kernel on single-channel images runs in sub-tiles of this many
 # image pairs (``cnn_ntk_fn(tile=...)``): its per-pixel arrays then stay in
 # cache. ``cnn_tile_sweep`` in benchmarks/RESULTS.md: on 28x28x1 images a
-# 250 x 512 tile's value and gradient ran 1.28x faster in these sub-tiles
-# (gradient to the column images, as in K_mn) and 1.21x (to both sides, as
-# in K_nn; (125, 64) was 5-14% faster still); on 32x32x3 images, whose
-# first layer's 75-feature patch products are larger matmuls, every
-# sub-tile was slower (0.62-0.89x), so colour images stay whole.
+# 250 x 512 tile's value and gradient ran 1.12x faster in these sub-tiles
+# (gradient to the column images, as in K_mn) and 1.18x (to both sides, as
+# in K_nn; (125, 64): 1.24x and 1.23x); on 32x32x3 images, whose first
+# layer's 75-feature patch products are larger matmuls, every sub-tile was
+# slower (0.63-0.93x), so colour images stay whole.
 CNN_GREY_SUB_TILE = (50, 64)
 
 

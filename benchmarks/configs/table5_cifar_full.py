@@ -33,15 +33,14 @@ defense's column only (``-jpeg`` with Shin & Song's cubic rounding,
 found to transfer where the straight-through one did not, with t = 64 and
 20 PGD steps of eps/8, which that screen found better under JPEG-10 than
 t = 512 and 10 steps of eps/4); ``ntga-cnn``
-is the cnn surrogate at the paper's t = 8 with a 1,000-image target set
-(as in tables 1 and 2), the largest that poisons the 50,000 images in about
-2 hours here: the kernel's value and gradient take ~4.7 us per CIFAR image
-pair (``cnn_tile_sweep``), and a step of a 512-image block pairs ~687k
-images (K_nn's upper triangle, 175k, plus K_mn's 512k), an estimated ~3.3 s
-per step, ~1 hour for 98 blocks x 10 steps on a quiet machine (2,000
-targets: ~1.6 hours, and such estimates run up to 2x short while another
-job shares the 2 cores; the cell's record gives the measured poisoning
-time); cuda and ops at their
+is the cnn surrogate at the paper's t = 8 with a 2,500-image target set,
+the largest that poisons the 50,000 images in about 2 hours here: a PGD
+step of a 512-image block against 10,000 targets took 20.9 s
+(``ntga_cnn_cifar_step``), ~1 s of it the block's own K_nn and ~0.5 s per
+250-target chunk, so 2,500 targets take ~6 s per step, ~1.6 hours for 98
+blocks x 10 steps (3,000 would take ~1.9 hours on a quiet machine, more
+once another job shares the 2 cores; the cell's record gives the measured
+poisoning time); cuda and ops at their
 papers' defaults; em and rem with their CPU presets
 (``ntga.attacks.em.EMConfig.cpu``, ``ntga.attacks.rem.REMConfig.cpu``);
 random noise uniform in [-8/255, 8/255].
@@ -71,7 +70,7 @@ DEFENSES = {**table3_defenses.DEFENSES,
             "at-linf": ("at-nfgsm", {"augment": "none", "robust_eps": 8 / 255})}
 NONE_SEEDS = [0, 1, 2]
 OTHER_SEEDS = [0]
-CNN_TARGETS = 1000
+CNN_TARGETS = 2500
 # Single-defense-aware rows: row -> (NTGA settings beyond ``ntga``, the one
 # column that judges the row). The JPEG-aware row uses the cubic rounding,
 # t = 64 and 20 PGD steps of eps/8: the best of the ``ntga_aware_screen``
