@@ -950,18 +950,17 @@ def _run_rem(key, xf, y, cfg, source, bar, resume) -> _Outcome:
   saved = resume.load((params, rest, opt_state)) if resume else None
   if saved is not None:
     values, (params, rest, opt_state) = saved
-    table, seen, recent = values["table"], values["seen"], list(values["recent"])
+    table, seen = values["table"], values["seen"]
     start, final_done = int(values["step"]), int(values["final_batches"])
     batcher.seek(start)
     monitor.restore(values)
     bar.update(start)
     log.info("rem resumed at iteration %d, final pass batch %d", start, final_done)
 
-  def save(step, final):
+  def save(step, final):  # only where ``recent`` is empty: right after a report
     if resume:
-      resume.save({"table": table, "seen": seen, "recent": np.asarray(recent, np.float64),
-                   "step": step, "final_batches": final, **monitor.state()},
-                  (params, rest, opt_state))
+      resume.save({"table": table, "seen": seen, "step": step, "final_batches": final,
+                   **monitor.state()}, (params, rest, opt_state))
 
   for step in range(start, cfg.total_train_steps):
     idx = batcher.next()
@@ -972,7 +971,7 @@ def _run_rem(key, xf, y, cfg, source, bar, resume) -> _Outcome:
     xb = np.clip(xf[idx] + table[idx], 0.0, 1.0)
     params, rest, opt_state, acc = _train_step(net, kcfg, params, rest, opt_state, xb, y[idx],
                                                jax.random.fold_in(k_step, step))
-    recent.append(float(acc))
+    recent.append(acc)
     bar.update(1)
     if (step + 1) % report == 0:
       source = _source_model.Source(net, params, rest)
