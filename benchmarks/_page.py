@@ -65,6 +65,52 @@ def plot_stem(record: dict[str, Any]) -> str:
   return f"{record['name']}-{record['config_hash'][:8]}"
 
 
+def panel_plots(record: dict[str, Any], panels: Sequence[str],
+                draw: Callable[[dict[str, Any], str, Path], None]
+                ) -> list[Plot]:
+  """One :class:`Plot` per panel, named ``<name>-<hash8>_<panel>.png``,
+  drawn by ``draw(record, panel, png)``."""
+  stem = plot_stem(record)
+  return [Plot(f"{stem}_{panel}.png",
+               lambda png, panel=panel: draw(record, panel, png))
+          for panel in panels]
+
+
+def finish_block_axes(fig, ax, record: dict[str, Any], png: Path, *,
+                      panel: str, ylabel: str, title: str,
+                      logy: bool = True) -> None:
+  """Styles and saves a figure of a measure against NTGA block size.
+
+  The x axis is log 2 with a tick at every block of ``record``'s points; the
+  y axis log 10 with plain-number labels (``logy``) or linear from 0; the
+  ``rss`` panel gets the config's RSS cap (``max_rss_gib``) as a dashed line.
+  """
+  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
+
+  cap = record.get("config", {}).get("max_rss_gib")
+  if panel == "rss" and cap:
+    ax.axhline(cap * 1024, color="grey", linestyle="--", linewidth=1,
+               label=f"RSS cap ({cap:g} GiB)")
+  ax.set_xscale("log", base=2)
+  blocks = sorted({p["block"] for p in record["metrics"]["points"]})
+  ax.set_xticks(blocks)
+  ax.set_xticklabels([str(b) for b in blocks])
+  if logy:
+    ax.set_yscale("log")
+    ax.yaxis.set_major_locator(ticker.LogLocator(10, subs=(1.0, 2.0, 5.0)))
+    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
+  else:
+    ax.set_ylim(bottom=0)
+  ax.set_xlabel("block size (training examples)")
+  ax.set_ylabel(ylabel)
+  ax.set_title(title, fontsize="medium")
+  ax.grid(True, which="major", alpha=0.3)
+  ax.legend(fontsize="small")
+  fig.tight_layout()
+  save_figure(fig, png)
+
+
 # --------------------------------------------------------------------------
 # Text.
 

@@ -423,8 +423,6 @@ PANELS = ("seconds", "rss", "flops")
 
 def _draw_panel(record: dict[str, Any], panel: str, png: Path) -> None:
   """One of the figures of :func:`plot` (``panel`` in :data:`PANELS`)."""
-  from matplotlib import ticker  # pylint: disable=g-import-not-at-top
-
   m = record["metrics"]
   points = m["points"]
   surrogates = list(dict.fromkeys(p["surrogate"] for p in points))
@@ -454,36 +452,13 @@ def _draw_panel(record: dict[str, Any], panel: str, png: Path) -> None:
       if bad:
         ax.plot([p["block"] for p in bad], [p[key] for p in bad], "x",
                 color=color, markersize=9, label=f"{s}: {status}")
-  cap = record.get("config", {}).get("max_rss_gib")
-  if panel == "rss" and cap:
-    ax.axhline(cap * 1024, color="grey", linestyle="--", linewidth=1,
-               label=f"RSS cap ({cap:g} GiB)")
-  ax.set_xscale("log", base=2)
-  blocks = sorted({p["block"] for p in points})
-  ax.set_xticks(blocks)
-  ax.set_xticklabels([str(b) for b in blocks])
-  if logy:
-    ax.set_yscale("log")
-    ax.yaxis.set_major_locator(ticker.LogLocator(10, subs=(1.0, 2.0, 5.0)))
-    ax.yaxis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
-    ax.yaxis.set_minor_formatter(ticker.NullFormatter())
-  else:
-    ax.set_ylim(bottom=0)
-  ax.set_xlabel("block size (training examples)")
-  ax.set_ylabel(ylabel)
-  ax.set_title(title, fontsize="medium")
-  ax.grid(True, which="major", alpha=0.3)
-  ax.legend(fontsize="small")
-  fig.tight_layout()
-  _page.save_figure(fig, png)
+  _page.finish_block_axes(fig, ax, record, png, panel=panel, ylabel=ylabel,
+                          title=title, logy=logy)
 
 
 def plots(record: dict[str, Any]) -> list[_page.Plot]:
   """The record's three figures, named ``<name>-<hash8>_<panel>.png``."""
-  stem = _page.plot_stem(record)
-  return [_page.Plot(f"{stem}_{panel}.png",
-                     lambda png, panel=panel: _draw_panel(record, panel, png))
-          for panel in PANELS]
+  return _page.panel_plots(record, PANELS, _draw_panel)
 
 
 def plot(record: dict[str, Any], out_dir: str | os.PathLike) -> list[Path]:
