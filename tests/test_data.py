@@ -528,10 +528,20 @@ def test_npz_errors(tmp_path, arrays, message):
     data.load(str(path))
 
 
-def test_npz_corrupt_file(tmp_path):
+@pytest.mark.parametrize("content", [b"PK not a zip", b"plain text, not an archive\n"])
+def test_npz_corrupt_file(tmp_path, content):
   path = tmp_path / "broken.npz"
-  path.write_bytes(b"PK not a zip")
-  with pytest.raises(DataError, match=r"broken.npz: not a readable .npz"):
+  path.write_bytes(content)
+  with pytest.raises(DataError, match=r"broken.npz: not a readable .npz file: not a zip archive$"):
+    data.load(str(path))
+
+
+def test_npz_truncated_archive(tmp_path):
+  path = tmp_path / "cut.npz"
+  np.savez(path, x=np.zeros((4, 2, 2), np.uint8), y=np.zeros(4, np.int64))
+  whole = path.read_bytes()
+  path.write_bytes(whole[:len(whole) // 2] + whole[-22:])  # keeps the end record
+  with pytest.raises(DataError, match=r"cut.npz: not a readable .npz file"):
     data.load(str(path))
 
 

@@ -42,6 +42,13 @@ def load_npz_file(path: str) -> Dataset:
     >>> ds = load_npz_file("out/train.npz")  # doctest: +SKIP
   """
   try:
+    with open(path, "rb") as fh:
+      zipped = zipfile.is_zipfile(fh)
+  except OSError as e:
+    raise DataError(f"{path}: cannot read: {e.strerror}") from e
+  if not zipped:  # np.load would go on to try it as .npy or pickle data
+    raise DataError(f"{path}: not a readable .npz file: not a zip archive")
+  try:
     with np.load(path, allow_pickle=False) as f:
       arrays = {k: f[k] for k in f.files}
   except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
