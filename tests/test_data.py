@@ -449,7 +449,8 @@ def test_image_folder_errors(tmp_path):
     data.load(str(tmp_path / "size"))
   _save(tmp_path / "corrupt" / "a" / "1.png", _grey(0))
   (tmp_path / "corrupt" / "a" / "2.png").write_bytes(b"\x89PNG not really")
-  with pytest.raises(DataError, match=r"a/2.png: unreadable or corrupt image"):
+  with pytest.raises(DataError, match=r"a/2.png: unreadable or corrupt image: not an image "
+                     r"format Pillow recognises$"):
     data.load(str(tmp_path / "corrupt"))
   _save(tmp_path / "empty" / "a" / "1.png", _grey(0))
   (tmp_path / "empty" / "b").mkdir()

@@ -208,6 +208,9 @@ def _decode(raw: bytes, where: str) -> np.ndarray:
       _check_opaque(im, where)
       target = "L" if im.mode in _GREY_MODES else "RGB"
       return np.asarray(im if im.mode == target else im.convert(target), dtype=np.uint8)
+  except Image.UnidentifiedImageError as e:  # its text names the BytesIO object
+    raise DataError(f"{where}: unreadable or corrupt image: not an image format "
+                    f"Pillow recognises") from e
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
     raise DataError(f"{where}: unreadable or corrupt image: {e}") from e
 
