@@ -38,6 +38,20 @@ def test_evaluate_digits_writes_metrics_and_curve(tmp_path, capsys):
   assert json.loads((out / "metrics.json").read_text()) == m
 
 
+def test_evaluate_refuses_an_out_folder_holding_other_files(tmp_path, capsys):
+  out = tmp_path / "run"
+  out.mkdir()
+  (out / "notes.txt").write_text("mine")
+  argv = ["evaluate", "--train", "digits", "--test", "digits", "--victim", "fnn",
+          "--epochs", "1", "--limit-train", "50", "--limit-test", "20",
+          "--out", str(out), "--no-progress"]
+  assert cli.main(argv) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "not empty" in err and "notes.txt" in err
+  assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+  assert (out / "notes.txt").read_text() == "mine"
+
+
 def test_evaluate_mismatched_train_test_is_a_clear_error(tmp_path, capsys):
   train = _npz(tmp_path / "a.npz", 12, 8)
   test = _npz(tmp_path / "b.npz", 12, 10)

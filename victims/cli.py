@@ -9,7 +9,8 @@ same code stand-alone.
 every epoch; run the same command again after a crash or preemption and it
 continues from the latest epoch, ending with the same metrics. A finished run
 writes ``DIR/metrics.json`` and ``DIR/learning_curve.png`` and removes the
-checkpoints; a folder holding metrics.json is complete and is refused.
+checkpoints; a folder holding metrics.json is complete and is refused, and so
+is one holding anything but those outputs and ``checkpoints/``.
 
 Example:
   python -m ntga.victims.cli evaluate --train digits --test digits --victim cnn \
@@ -106,11 +107,21 @@ def _check_out(out: str | None) -> None:
     raise OutputError(f"--out {out}: exists and is not a directory")
   if os.path.exists(os.path.join(out, "metrics.json")):
     raise OutputError(f"--out {out}: already holds metrics.json; choose a new directory")
+  # A killed run's folder holds its checkpoints (and maybe the curve written
+  # just before metrics.json): a rerun resumes there. Anything else is not ours.
+  foreign = sorted(set(os.listdir(out)) - {VICTIM_CHECKPOINTS, CURVE}
+                   ) if os.path.isdir(out) else []
+  if foreign:
+    raise OutputError(f"--out {out}: not empty (holds {foreign[0]!r}); choose a new "
+                      f"directory (a killed run's folder, holding only "
+                      f"{VICTIM_CHECKPOINTS}/, resumes)")
 
 
 #: Sub-folder of ``--out`` holding the victim's per-epoch training checkpoints
 #: (not the attack's block checkpoints, ``ntga.io.ATTACK_CHECKPOINTS``).
 VICTIM_CHECKPOINTS = "checkpoints"
+#: The learning-curve figure ``evaluate --out`` writes before metrics.json.
+CURVE = "learning_curve.png"
 
 #: The flags that set a defense's own settings, by their flat TrainConfig name.
 _DEFENSE_FLAGS = ("at_eps", "at_steps", "at_step_size", "at_noise", "jpeg_quality",
@@ -240,7 +251,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f"{metrics['wall_clock_s']:.0f} s")
   if args.out:
     os.makedirs(args.out, exist_ok=True)
-    plot_learning_curve(metrics, os.path.join(args.out, "learning_curve.png"))
+    plot_learning_curve(metrics, os.path.join(args.out, CURVE))
     io.write_json(os.path.join(args.out, "metrics.json"), metrics)
     shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete
   return 0
