@@ -25,7 +25,7 @@ pytestmark = pytest.mark.tfds
 @pytest.fixture(scope="module")
 def tfds_data_dir(tmp_path_factory):
   """A tfds data_dir whose download cache already holds the MNIST files."""
-  tfds = pytest.importorskip("tensorflow_datasets")
+  import tensorflow_datasets as tfds  # pylint: disable=import-outside-toplevel  # a dependency of ntga
   from tensorflow_datasets.core.download import resource  # pylint: disable=import-outside-toplevel
   data_dir = tmp_path_factory.mktemp("tfds")
   builder = tfds.builder("mnist", data_dir=str(data_dir))
