@@ -169,13 +169,15 @@ def prepare_output(out: str | os.PathLike, *, overwrite: bool,
 
 
 def run_fingerprint(config: Any, *arrays: Any) -> str:
-  """A hash naming one run: a dataclass config's fields and its input arrays.
+  """A hash naming one run: its settings and its input arrays.
 
-  Checkpoints carry it (:func:`claim_checkpoints`), so that a run resumes
-  only from checkpoints of the same data, seed and settings.
+  Checkpoints carry it (:func:`claim_checkpoints`, and the victims' training
+  checkpoints), so that a run resumes only from checkpoints of the same data,
+  seed and settings.
 
   Args:
-    config: a dataclass instance (its fields, as JSON).
+    config: a dataclass instance or a mapping of settings (hashed as JSON
+      with sorted keys).
     *arrays: the run's inputs (e.g. the key's data, images, labels), hashed
       by their bytes in order.
 
@@ -186,7 +188,9 @@ def run_fingerprint(config: Any, *arrays: Any) -> str:
     >>> run_fingerprint(cfg, np.asarray(jax.random.key_data(key)), x, y)
   """
   h = hashlib.sha256()
-  h.update(json.dumps(dataclasses.asdict(config), sort_keys=True).encode())
+  settings = (dataclasses.asdict(config) if dataclasses.is_dataclass(config)
+              else dict(config))
+  h.update(json.dumps(settings, sort_keys=True).encode())
   for a in arrays:
     h.update(np.ascontiguousarray(a).tobytes())
   return h.hexdigest()

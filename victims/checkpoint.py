@@ -11,8 +11,6 @@ Not to be confused with the attack's block checkpoints (``ntga.io``).
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from typing import Any, Mapping, Sequence
 
@@ -21,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding
 
+from ntga import io
 from ntga.errors import OutputError
 
 #: Schedules whose step sizes ignore the epoch count: a finished run with one
@@ -29,8 +28,9 @@ SCHEDULE_FREE: tuple[str, ...] = ("constant",)
 
 
 def run_fingerprint(key: jax.Array, arrays: Sequence[np.ndarray],
-                settings: Mapping[str, Any]) -> str:
-  """Identifies a run: its settings (JSON), key data and data arrays, hashed.
+                    settings: Mapping[str, Any]) -> str:
+  """Identifies a run: its settings (JSON), key data and data arrays, hashed
+  (:func:`ntga.io.run_fingerprint`).
 
   Args:
     key: the run's PRNG key.
@@ -44,12 +44,7 @@ def run_fingerprint(key: jax.Array, arrays: Sequence[np.ndarray],
   Example:
     >>> run_fingerprint(jax.random.key(0), [np.zeros(3)], {"victim": "cnn"})[:8]  # doctest: +SKIP
   """
-  h = hashlib.sha256()
-  h.update(json.dumps(dict(settings), sort_keys=True).encode())
-  h.update(np.asarray(jax.random.key_data(key)).tobytes())
-  for a in arrays:
-    h.update(np.ascontiguousarray(a).tobytes())
-  return h.hexdigest()
+  return io.run_fingerprint(settings, np.asarray(jax.random.key_data(key)), *arrays)
 
 
 def flat_state(tree: Any) -> dict[str, jax.Array]:
