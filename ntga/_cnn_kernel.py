@@ -39,6 +39,20 @@ Pixels are kept on the leading axis so the element-wise ReLU work runs over
 contiguous memory. ``tests/test_kernels.py`` checks values and gradients
 against neural-tangents' own kernel.
 
+Where the time goes on CPU (``cnn_kernel_speed``, ``cnn_tile_sweep`` and
+``ntga_block_sweep`` in benchmarks/RESULTS.md measure it): XLA writes each
+layer's element-wise chain as several full (pixels, n1, n2) arrays, so a
+whole tile is bound by memory traffic rather than by its matmuls, and the
+first layer's arc-cosine with its variance cotangent (a sum over the other
+side's images) is the largest single part of a colour tile's value and
+gradient.
+Cache-sized sub-tiles (``tile=``) pay off on greyscale images only. Tried
+without gain: the window average as strided slices or as two separable
+matmuls (slower than the one dense matmul), fewer materialised arrays in the
+ReLU (per-image rsqrt factors), a fused per-chunk ``value_and_grad`` in NTGA
+(``jax.grad`` of the checkpointed chunk scan already does one forward pass)
+and bfloat16 matmuls (slower than float32 under XLA's CPU backend).
+
 Example:
 
   >>> kfn = cnn_ntk_fn(w_var=1.76, b_var=0.18)
