@@ -14,6 +14,7 @@ from PIL import Image
 
 from ntga import data
 from ntga.data import _digits
+from ntga.data._limit import apply_limit
 from ntga.errors import DataError
 
 from conftest import MNIST_DIR  # ../shared/data/mnist beside the checkout
@@ -440,6 +441,24 @@ def test_image_folder_tarball_matches_directory(tmp_path):
   assert len(data.load(str(archive), "train")) == 9
   with pytest.raises(DataError, match=r"imgs.tar.gz: no 'val' split folder"):
     data.load(str(archive), "val")
+
+
+def test_a_limited_image_folder_decodes_only_the_kept_images(tmp_path):
+  for c, n in (("a", 5), ("b", 3), ("c", 4)):
+    for i in range(n):
+      _save(tmp_path / "imgs" / c / f"{i}.png", _grey(10 * i + n, (4, 4)))
+  whole = data.load(str(tmp_path / "imgs"))
+  limited = data.load(str(tmp_path / "imgs"), limit=5, seed=3)
+  expected = apply_limit(whole, 5, 3)
+  for field in ("x", "y", "index", "paths"):
+    np.testing.assert_array_equal(getattr(limited, field), getattr(expected, field))
+  # an image the limit leaves out is never decoded
+  dropped = sorted(set(whole.paths) - set(limited.paths))[0]
+  (tmp_path / "imgs" / dropped).write_bytes(b"\x89PNG not really")
+  with pytest.raises(DataError, match="unreadable or corrupt image"):
+    data.load(str(tmp_path / "imgs"))
+  again = data.load(str(tmp_path / "imgs"), limit=5, seed=3)
+  np.testing.assert_array_equal(again.x, expected.x)
 
 
 def test_image_folder_errors(tmp_path):

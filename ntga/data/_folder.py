@@ -44,6 +44,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ntga.data._arrays import make_dataset
+from ntga.data._limit import limit_positions
 from ntga.data._types import Dataset
 from ntga.errors import DataError
 
@@ -225,7 +226,8 @@ def _decode_all(tree: ImageTree, rels: list[str]) -> list[np.ndarray]:
 
 
 def load_tree_split(tree: ImageTree, split: str, where: str,
-                    require_split: bool = False) -> Dataset:
+                    require_split: bool = False, limit: int | None = None,
+                    seed: int = 0) -> Dataset:
   """Loads one split of an image tree (see the module docstring).
 
   Args:
@@ -233,10 +235,13 @@ def load_tree_split(tree: ImageTree, split: str, where: str,
     split: split name, e.g. ``"train"``.
     where: the directory or archive, named in error messages.
     require_split: refuse a one-split tree instead of returning it.
+    limit, seed: keep only the rows :func:`ntga.data._limit.limit_positions`
+      picks from the labels (the folder names), and decode only those; the
+      result equals ``apply_limit`` of the whole split.
 
   Returns:
     uint8 (N, H, W, 1 or 3) images, int64 labels, sorted class-folder names,
-    and each image's ``<class>/<file>`` path.
+    each image's ``<class>/<file>`` path, and its position in the split.
   """
   root = _class_root(tree, split, where, require_split)
   by_class: dict[str, list[str]] = {}
@@ -255,6 +260,10 @@ def load_tree_split(tree: ImageTree, split: str, where: str,
       raise DataError(f"{tree.where(root + cls)}: empty class folder (no .png/.jpg/.jpeg images)")
     rels.extend(f"{root}{cls}/{n}" for n in names)
     labels.extend([label] * len(names))
+  labels = np.asarray(labels, np.int64)
+  index = limit_positions(labels, limit, seed)
+  if index is not None:
+    rels, labels = [rels[i] for i in index], labels[index]
   arrays = _decode_all(tree, rels)
   size = arrays[0].shape[:2]
   for rel, a in zip(rels, arrays):
@@ -265,17 +274,20 @@ def load_tree_split(tree: ImageTree, split: str, where: str,
   x = np.empty((len(arrays), *size, 3 if colour else 1), np.uint8)
   for i, a in enumerate(arrays):
     x[i] = a if a.ndim == 3 else a[..., None]  # greyscale broadcasts to RGB
-  return make_dataset(x, np.asarray(labels, np.int64), class_names, where,
+  return make_dataset(x, labels, class_names, where, index=index,
                       paths=[rel[len(root):] for rel in rels])
 
 
-def load_folder_split(root: str, split: str, require_split: bool = False) -> Dataset:
+def load_folder_split(root: str, split: str, require_split: bool = False,
+                      limit: int | None = None, seed: int = 0) -> Dataset:
   """Loads ``split`` from an image folder on disk.
 
   Args:
     root: the folder (``ROOT`` with split folders, or one split's folder).
     split: the split to read.
     require_split: refuse a one-split folder instead of returning it.
+    limit, seed: decode only the rows ``limit`` keeps (see
+      :func:`load_tree_split`).
 
   Returns:
     The split, images in class-then-file-name order.
@@ -283,4 +295,4 @@ def load_folder_split(root: str, split: str, require_split: bool = False) -> Dat
   Example:
     >>> ds = load_folder_split("photos", "test")  # doctest: +SKIP
   """
-  return load_tree_split(dir_tree(root), split, root, require_split)
+  return load_tree_split(dir_tree(root), split, root, require_split, limit, seed)

@@ -58,6 +58,20 @@ def check_limit(limit: int | None) -> None:
     raise DataError(f"limit must be a positive integer, got {limit}")
 
 
+def limit_positions(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray | None:
+  """The rows ``limit`` keeps, in source order: the first ``limit`` of
+  :func:`stratified_order`, sorted; None when it keeps every row.
+
+  Example:
+    >>> limit_positions(np.array([0, 0, 1, 1, 1]), 2, seed=0)
+    array([0, 4])
+  """
+  check_limit(limit)
+  if limit is None or limit >= len(y):
+    return None
+  return np.sort(stratified_order(y, seed)[:limit])
+
+
 def apply_limit(ds: Dataset, limit: int | None, seed: int) -> Dataset:
   """Keeps the first ``limit`` examples of :func:`stratified_order`.
 
@@ -71,10 +85,9 @@ def apply_limit(ds: Dataset, limit: int | None, seed: int) -> Dataset:
     ``ds.index`` so it still points into the source split, and ``paths`` (if
     any) subset alike.
   """
-  check_limit(limit)
-  if limit is None or limit >= len(ds):
+  keep = limit_positions(ds.y, limit, seed)
+  if keep is None:
     return ds
-  keep = np.sort(stratified_order(ds.y, seed)[:limit])
   paths = None if ds.paths is None else ds.paths[keep]
   return Dataset(x=ds.x[keep], y=ds.y[keep], class_names=ds.class_names, index=ds.index[keep],
                  paths=paths)

@@ -50,7 +50,8 @@ def load(spec: str,
     limit: keep only this many examples: the first ``limit`` of
       :func:`stratified_order` (class-balanced, seeded), returned in source
       order with ``index`` holding their source positions. None, or at least
-      the split size, keeps everything.
+      the split size, keeps everything. Image folders and archives decode
+      only the images kept (the labels come from the folder names).
     data_dir: for ``tfds:`` specs the tfds data directory (None: tfds's
       default); for relative path specs the directory they are relative to.
       Unused by ``digits``.
@@ -79,7 +80,9 @@ def load(spec: str,
     raise DataError(f"dataset spec must be a non-empty string, got {spec!r}")
   if not isinstance(split, str) or not split:
     raise DataError(f"{spec}: split must be a non-empty string, got {split!r}")
-  return apply_limit(_load_split(spec, split, data_dir, require_split), limit, seed)
+  # Image folders decode only the rows the limit keeps; the rest are cut here.
+  return apply_limit(_load_split(spec, split, data_dir, require_split, limit, seed),
+                     limit, seed)
 
 
 def _spec_path(spec: str, data_dir: str | None) -> str:
@@ -114,7 +117,8 @@ def resolve_spec(spec: str | os.PathLike, data_dir: str | None = None) -> str:
   return os.path.realpath(_spec_path(spec, data_dir))
 
 
-def _load_split(spec: str, split: str, data_dir: str | None, require_split: bool) -> Dataset:
+def _load_split(spec: str, split: str, data_dir: str | None, require_split: bool,
+                limit: int | None, seed: int) -> Dataset:
   if spec in NAMED_SPECS:
     return load_digits_split(split)
   if spec.startswith(TFDS_PREFIX):
@@ -124,20 +128,21 @@ def _load_split(spec: str, split: str, data_dir: str | None, require_split: bool
     return load_tfds_split(name, split, data_dir)
   path = _spec_path(spec, data_dir)
   if os.path.isdir(path):
-    return _load_dir(path, split, require_split)
+    return _load_dir(path, split, require_split, limit, seed)
   if os.path.isfile(path):
     if path.lower().endswith(".npz"):
       if require_split:
         raise DataError(f"{path}: an .npz file holds one split, not a separate {split!r} split")
       return load_npz_file(path)
     if is_tar_name(path):
-      return _load_tar(path, split, require_split)
+      return _load_tar(path, split, require_split, limit, seed)
     raise DataError(f"{path}: not a dataset file (expected .npz, .tar, .tar.gz or .tgz)")
   raise DataError(f"{spec}: unknown dataset: not one of {', '.join(NAMED_SPECS)}, "
                   f"not 'tfds:NAME', and no such file or directory")
 
 
-def _load_dir(path: str, split: str, require_split: bool) -> Dataset:
+def _load_dir(path: str, split: str, require_split: bool, limit: int | None,
+              seed: int) -> Dataset:
   if is_npz_dir(path):
     return load_npz_dir_split(path, split)
   if is_idx_dir(path):
@@ -146,10 +151,11 @@ def _load_dir(path: str, split: str, require_split: bool) -> Dataset:
   if found is not None:
     root, kind = found
     return load_cifar_split(dir_reader(root), kind, split, root)
-  return load_folder_split(path, split, require_split)
+  return load_folder_split(path, split, require_split, limit, seed)
 
 
-def _load_tar(path: str, split: str, require_split: bool) -> Dataset:
+def _load_tar(path: str, split: str, require_split: bool, limit: int | None,
+              seed: int) -> Dataset:
   files, dirs = read_tar(
       path, keep=lambda n: is_image_name(n) or posixpath.basename(n) in CIFAR_FILE_NAMES)
   images = [n for n in files if is_image_name(n)]
@@ -163,4 +169,4 @@ def _load_tar(path: str, split: str, require_split: bool) -> Dataset:
       if kind:
         return load_cifar_split(lambda n, p=prefix: files.get(p + n), kind, split, f"{path}:{folder}")
   return load_tree_split(tar_tree(path, {n: files[n] for n in images}, dirs), split, path,
-                         require_split)
+                         require_split, limit, seed)
