@@ -446,7 +446,7 @@ def test_image_folder_tarball_matches_directory(tmp_path):
 def test_a_limited_image_folder_decodes_only_the_kept_images(tmp_path):
   for c, n in (("a", 5), ("b", 3), ("c", 4)):
     for i in range(n):
-      _save(tmp_path / "imgs" / c / f"{i}.png", _grey(10 * i + n, (4, 4)))
+      _save(tmp_path / "imgs" / c / f"{i}.png", np.full((4, 4, 3), 10 * i + n, np.uint8))
   whole = data.load(str(tmp_path / "imgs"))
   limited = data.load(str(tmp_path / "imgs"), limit=5, seed=3)
   expected = apply_limit(whole, 5, 3)
@@ -459,6 +459,19 @@ def test_a_limited_image_folder_decodes_only_the_kept_images(tmp_path):
     data.load(str(tmp_path / "imgs"))
   again = data.load(str(tmp_path / "imgs"), limit=5, seed=3)
   np.testing.assert_array_equal(again.x, expected.x)
+
+
+def test_a_limited_image_folder_is_in_colour_when_a_left_out_image_is(tmp_path):
+  for c in "ab":
+    for i in range(4):
+      _save(tmp_path / "mixed" / c / f"{i}.png", _grey(20 * i, (4, 4)))
+  _save(tmp_path / "mixed" / "b" / "3.png", np.full((4, 4, 3), 90, np.uint8))
+  whole = data.load(str(tmp_path / "mixed"))
+  assert whole.x.shape[-1] == 3
+  seed = next(s for s in range(50) if "b/3.png" not in apply_limit(whole, 3, s).paths)
+  limited = data.load(str(tmp_path / "mixed"), limit=3, seed=seed)
+  np.testing.assert_array_equal(limited.x, apply_limit(whole, 3, seed).x)
+  assert limited.x.shape[-1] == 3
 
 
 def test_image_folder_errors(tmp_path):

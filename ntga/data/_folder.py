@@ -209,11 +209,27 @@ def _decode(raw: bytes, where: str) -> np.ndarray:
       _check_opaque(im, where)
       target = "L" if im.mode in _GREY_MODES else "RGB"
       return np.asarray(im if im.mode == target else im.convert(target), dtype=np.uint8)
-  except Image.UnidentifiedImageError as e:  # its text names the BytesIO object
-    raise DataError(f"{where}: unreadable or corrupt image: not an image format "
-                    f"Pillow recognises") from e
   except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-    raise DataError(f"{where}: unreadable or corrupt image: {e}") from e
+    raise _image_error(e, where) from e
+
+
+def _is_colour(raw: bytes, where: str) -> bool:
+  """Whether an image decodes to colour, from its header alone."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  try:
+    with Image.open(io.BytesIO(raw)) as im:
+      return im.mode not in _GREY_MODES
+  except (OSError, ValueError, SyntaxError) as e:
+    raise _image_error(e, where) from e
+
+
+def _image_error(e: Exception, where: str) -> DataError:
+  """The one-line error for an image Pillow cannot read."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  if isinstance(e, Image.UnidentifiedImageError):  # its text names a BytesIO object
+    return DataError(f"{where}: unreadable or corrupt image: not an image format "
+                     f"Pillow recognises")
+  return DataError(f"{where}: unreadable or corrupt image: {e}")
 
 
 def _decode_all(tree: ImageTree, rels: list[str]) -> list[np.ndarray]:
@@ -236,8 +252,9 @@ def load_tree_split(tree: ImageTree, split: str, where: str,
     where: the directory or archive, named in error messages.
     require_split: refuse a one-split tree instead of returning it.
     limit, seed: keep only the rows :func:`ntga.data._limit.limit_positions`
-      picks from the labels (the folder names), and decode only those; the
-      result equals ``apply_limit`` of the whole split.
+      picks from the labels (the folder names), and decode only those (when
+      all of them are grey, the others' headers say whether the split has
+      colour images); the result equals ``apply_limit`` of the whole split.
 
   Returns:
     uint8 (N, H, W, 1 or 3) images, int64 labels, sorted class-folder names,
@@ -262,7 +279,10 @@ def load_tree_split(tree: ImageTree, split: str, where: str,
     labels.extend([label] * len(names))
   labels = np.asarray(labels, np.int64)
   index = limit_positions(labels, limit, seed)
+  dropped: list[str] = []
   if index is not None:
+    kept = set(index.tolist())
+    dropped = [rel for i, rel in enumerate(rels) if i not in kept]
     rels, labels = [rels[i] for i in index], labels[index]
   arrays = _decode_all(tree, rels)
   size = arrays[0].shape[:2]
@@ -270,7 +290,10 @@ def load_tree_split(tree: ImageTree, split: str, where: str,
     if a.shape[:2] != size:
       raise DataError(f"{tree.where(rel)}: image size {a.shape[1]}x{a.shape[0]} differs from "
                       f"{size[1]}x{size[0]} of {tree.where(rels[0])}")
-  colour = any(a.ndim == 3 for a in arrays)
+  # Grey images broadcast to RGB when any image of the split is in colour,
+  # also one the limit left out (its header says so, without decoding).
+  colour = (any(a.ndim == 3 for a in arrays)
+            or any(_is_colour(tree.read(rel), tree.where(rel)) for rel in dropped))
   x = np.empty((len(arrays), *size, 3 if colour else 1), np.uint8)
   for i, a in enumerate(arrays):
     x[i] = a if a.ndim == 3 else a[..., None]  # greyscale broadcasts to RGB
