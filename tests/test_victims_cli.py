@@ -52,6 +52,16 @@ def test_evaluate_refuses_an_out_folder_holding_other_files(tmp_path, capsys):
   assert (out / "notes.txt").read_text() == "mine"
 
 
+def test_separability_refuses_an_out_that_is_a_file(tmp_path, capsys):
+  out = tmp_path / "taken"
+  out.write_text("mine")
+  assert cli.main(["separability", "--data", "digits", "--epochs", "1",
+                   "--out", str(out)]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "not a directory" in err
+  assert out.read_text() == "mine"
+
+
 def test_evaluate_mismatched_train_test_is_a_clear_error(tmp_path, capsys):
   train = _npz(tmp_path / "a.npz", 12, 8)
   test = _npz(tmp_path / "b.npz", 12, 10)

@@ -100,13 +100,25 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
       "(OUT must be on a file system they share)")
 
 
+def _check_out_folder(out: str, result: str) -> None:
+  """Refuses an ``--out`` that is a file or already holds ``result``."""
+  if os.path.exists(out) and not os.path.isdir(out):
+    raise OutputError(f"--out {out}: exists and is not a directory")
+  if os.path.exists(os.path.join(out, result)):
+    raise OutputError(f"--out {out}: already holds {result}; choose a new directory")
+
+
+def _make_out(out: str) -> None:
+  try:
+    os.makedirs(out, exist_ok=True)
+  except OSError as e:
+    raise OutputError(f"--out {out}: cannot create it: {e.strerror}") from e
+
+
 def _check_out(out: str | None) -> None:
   if out is None:
     return
-  if os.path.exists(out) and not os.path.isdir(out):
-    raise OutputError(f"--out {out}: exists and is not a directory")
-  if os.path.exists(os.path.join(out, "metrics.json")):
-    raise OutputError(f"--out {out}: already holds metrics.json; choose a new directory")
+  _check_out_folder(out, "metrics.json")
   # A killed run's folder holds its checkpoints (and maybe the curve written
   # just before metrics.json): a rerun resumes there. Anything else is not ours.
   foreign = sorted(set(os.listdir(out)) - {VICTIM_CHECKPOINTS, CURVE}
@@ -250,7 +262,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         f" (epoch {metrics['peak_epoch']}/{cfg.epochs}), {robust}"
         f"{metrics['wall_clock_s']:.0f} s")
   if args.out:
-    os.makedirs(args.out, exist_ok=True)
+    _make_out(args.out)
     plot_learning_curve(metrics, os.path.join(args.out, CURVE))
     io.write_json(os.path.join(args.out, "metrics.json"), metrics)
     shutil.rmtree(ckpt, ignore_errors=True)  # the run is complete
@@ -276,8 +288,8 @@ def run_separability(args: argparse.Namespace) -> int:
   """Fits linear models to the data (and perturbations); prints one line."""
   if args.epochs < 1 or args.lr <= 0:
     raise ConfigError("--epochs must be >= 1 and --lr > 0")
-  if args.out and os.path.exists(os.path.join(args.out, "separability.json")):
-    raise OutputError(f"--out {args.out}: already holds separability.json")
+  if args.out:
+    _check_out_folder(args.out, "separability.json")
   import jax
   from ntga import data
   from ntga.victims.separability import linear_separability
@@ -301,7 +313,7 @@ def run_separability(args: argparse.Namespace) -> int:
               f"clean data {res['clean_accuracy']:.4f}"]
   print("linear-model training accuracy: " + ", ".join(parts))
   if args.out:
-    os.makedirs(args.out, exist_ok=True)
+    _make_out(args.out)
     res.update(data=args.data, clean=args.clean, split=args.split, seed=args.seed,
                epochs=args.epochs, lr=args.lr, n=len(ds.x))
     io.write_json(os.path.join(args.out, "separability.json"), res)
