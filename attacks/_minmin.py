@@ -1035,8 +1035,7 @@ def generate(key: jax.Array, x, y, config, context: RunContext = RunContext()
   xf = x.astype(np.float32) / 255.0
   resume = None
   if context.checkpoint_dir is not None:
-    resume = _Resume(context.checkpoint_dir, io.run_fingerprint(
-        config, np.asarray(jax.random.key_data(key)), x, y))
+    resume = _Resume(context.checkpoint_dir, io.run_fingerprint(config, key, x, y))
   # pylint: disable=protected-access
   with tqdm.tqdm(total=config._iterations(), desc=config._label,
                  disable=None if context.progress else True, leave=False) as bar:

@@ -61,6 +61,7 @@ import json
 import os
 import posixpath
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable
@@ -178,22 +179,32 @@ def run_fingerprint(config: Any, *arrays: Any) -> str:
   Args:
     config: a dataclass instance or a mapping of settings (hashed as JSON
       with sorted keys).
-    *arrays: the run's inputs (e.g. the key's data, images, labels), hashed
-      by their bytes in order.
+    *arrays: the run's inputs (e.g. its PRNG key, images, labels), hashed
+      by their bytes in order; a JAX PRNG key by its key data.
 
   Returns:
     The sha256 hex digest.
 
   Example:
-    >>> run_fingerprint(cfg, np.asarray(jax.random.key_data(key)), x, y)
+    >>> run_fingerprint(cfg, key, x, y)
   """
   h = hashlib.sha256()
   settings = (dataclasses.asdict(config) if dataclasses.is_dataclass(config)
               else dict(config))
   h.update(json.dumps(settings, sort_keys=True).encode())
   for a in arrays:
-    h.update(np.ascontiguousarray(a).tobytes())
+    h.update(np.ascontiguousarray(_key_data(a)).tobytes())
   return h.hexdigest()
+
+
+def _key_data(a: Any) -> Any:
+  """A typed JAX PRNG key's raw data; anything else as it is. (A key can only
+  exist once JAX is imported, so this module does not import it.)"""
+  jax = sys.modules.get("jax")
+  if (jax is not None and isinstance(a, jax.Array)
+      and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key)):
+    return jax.random.key_data(a)
+  return a
 
 
 def claim_checkpoints(folder: str | os.PathLike, fingerprint: str) -> Path:

@@ -519,7 +519,7 @@ def attack_block(key: jax.Array, x0: jax.Array, y_block: jax.Array,
 
 
 def _fingerprint(key, x, y, config) -> str:
-  return io.run_fingerprint(config, np.asarray(jax.random.key_data(key)), x, y)
+  return io.run_fingerprint(config, key, x, y)
 
 
 class _BlockStore:

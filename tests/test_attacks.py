@@ -283,6 +283,17 @@ def test_ops_too_many_pixels():
     ops.poison(None, x, y, ops.OPSConfig(sparsity=5))
 
 
+def test_run_fingerprint_hashes_a_typed_key_by_its_data():
+  from ntga import io  # pylint: disable=import-outside-toplevel
+  x = np.arange(6, dtype=np.uint8)
+  settings = {"steps": 3}
+  key = jax.random.key(7)
+  assert (io.run_fingerprint(settings, key, x)
+          == io.run_fingerprint(settings, np.asarray(jax.random.key_data(key)), x))
+  assert io.run_fingerprint(settings, key, x) != io.run_fingerprint(
+      settings, jax.random.key(8), x)
+
+
 def test_key_fingerprint():
   a = attacks.key_fingerprint(jax.random.key(42))
   assert a == attacks.key_fingerprint(jax.random.key(42))

@@ -44,7 +44,7 @@ def run_fingerprint(key: jax.Array, arrays: Sequence[np.ndarray],
   Example:
     >>> run_fingerprint(jax.random.key(0), [np.zeros(3)], {"victim": "cnn"})[:8]  # doctest: +SKIP
   """
-  return io.run_fingerprint(settings, np.asarray(jax.random.key_data(key)), *arrays)
+  return io.run_fingerprint(settings, key, *arrays)
 
 
 def flat_state(tree: Any) -> dict[str, jax.Array]:
