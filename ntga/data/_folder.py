@@ -209,7 +209,7 @@ def _decode(raw: bytes, where: str) -> np.ndarray:
       _check_opaque(im, where)
       target = "L" if im.mode in _GREY_MODES else "RGB"
       return np.asarray(im if im.mode == target else im.convert(target), dtype=np.uint8)
-  except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+  except _pillow_errors() as e:
     raise _image_error(e, where) from e
 
 
@@ -219,8 +219,14 @@ def _is_colour(raw: bytes, where: str) -> bool:
   try:
     with Image.open(io.BytesIO(raw)) as im:
       return im.mode not in _GREY_MODES
-  except (OSError, ValueError, SyntaxError) as e:
+  except _pillow_errors() as e:
     raise _image_error(e, where) from e
+
+
+def _pillow_errors() -> tuple[type[Exception], ...]:
+  """What Pillow raises for an image it cannot read (opening or decoding)."""
+  from PIL import Image  # pylint: disable=import-outside-toplevel
+  return (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 def _image_error(e: Exception, where: str) -> DataError:
