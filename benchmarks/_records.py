@@ -29,6 +29,8 @@ import json
 import math
 import os
 import platform
+import threading
+import time
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -143,6 +145,63 @@ def when(record: dict[str, Any]) -> str:
 
 # --------------------------------------------------------------------------
 # Statistics.
+
+
+class Stopwatch:
+  """Wall-clock seconds of a piece of work, summed over the sittings it took.
+
+  Work that is killed and resumed later (a poisoning that resumes from its
+  checkpoints, a table cell that keeps its finished seeds) would otherwise
+  report only its last sitting. The running total is written to ``path``
+  every ``every`` seconds (and at the end), and a later sitting starts from
+  the total it finds there, so a killed sitting loses at most ``every``
+  seconds of its count. Delete ``path`` once the work's result is kept.
+
+  Args:
+    path: the file that keeps the total between sittings.
+    every: seconds between writes of the running total.
+
+  Example:
+    >>> import tempfile
+    >>> with Stopwatch(Path(tempfile.mkdtemp()) / "t.json") as watch:
+    ...   pass
+    >>> watch.seconds() >= 0 and watch.earlier == 0.0
+    True
+  """
+
+  def __init__(self, path: Path, every: float = 30.0):
+    self.path, self.every = Path(path), every
+    self.earlier = 0.0
+    if self.path.exists():
+      self.earlier = float(json.loads(self.path.read_text())["seconds"])
+    self._start = self._end = None
+    self._stop = threading.Event()
+    self._thread = threading.Thread(target=self._beat, daemon=True)
+
+  def seconds(self) -> float:
+    """Earlier sittings' seconds plus this one's so far (or in all, once ended)."""
+    end = time.perf_counter() if self._end is None else self._end
+    return self.earlier + end - self._start
+
+  def _write(self) -> None:
+    from ntga import io  # pylint: disable=g-import-not-at-top
+    io.write_json(self.path, {"seconds": self.seconds()})
+
+  def _beat(self) -> None:
+    while not self._stop.wait(self.every):
+      self._write()
+
+  def __enter__(self) -> "Stopwatch":
+    self.path.parent.mkdir(parents=True, exist_ok=True)
+    self._start = time.perf_counter()
+    self._thread.start()
+    return self
+
+  def __exit__(self, *exc) -> None:
+    self._stop.set()
+    self._thread.join()
+    self._end = time.perf_counter()
+    self._write()
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:

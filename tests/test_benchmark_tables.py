@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from benchmarks import _page, configs, run
+from benchmarks._records import Stopwatch, config_hash
 from benchmarks.kinds import table
 from ntga.errors import ConfigError, DataError
 
@@ -108,6 +109,39 @@ def test_the_poison_cache_key_covers_the_attacks_code(tmp_path, monkeypatch):
   assert len(list(cache.glob("poison-*/poisoned.npz"))) == 2
   # ... while the cell (its hash, its record's path) stays the same.
   assert table.cell_path(tmp_path, "t", cell) == path
+
+
+def test_a_resumed_poisoning_and_cell_report_the_time_of_every_sitting(tmp_path):
+  # A killed sitting left its count behind: 1000 s of poisoning, 5000 s of cell.
+  name = "table4_ratio"
+  cell = next(c for c in configs.load(name, smoke=True)["cells"]
+              if c["attack"] is not None and c["attack"]["name"] == "cuda")
+  out, cache = tmp_path / "res", tmp_path / "res" / table.CACHE
+  from ntga import attacks  # pylint: disable=g-import-not-at-top
+  from ntga.attacks import pipeline  # pylint: disable=g-import-not-at-top
+  key = table.poison_key(cell, pipeline.code_fingerprint(attacks.get("cuda")))
+  folder = cache / f"poison-{config_hash(key)[:16]}"
+  folder.mkdir(parents=True)
+  (folder / table.ELAPSED).write_text(json.dumps({"seconds": 1000.0}))
+  cache_cell = cache / f"cell-{table.cell_hash(cell)[:16]}{table.ELAPSED}"
+  cache_cell.write_text(json.dumps({"seconds": 5000.0}))
+  table.run_table(name, {**configs.load(name, smoke=True), "cells": [cell]},
+                  smoke=True, out=out, cache=cache, log=lambda _: None)
+  rec = json.loads(table.cell_path(out, name, cell).read_text())
+  assert 1000 < rec["metrics"]["poison"]["wall_clock_s"] < 1000 + rec["wall_clock_s"]
+  assert 5000 < rec["wall_clock_s"] < 5000 + 600
+  # once kept, the counts are gone: a later poisoning starts from zero
+  assert not (folder / table.ELAPSED).exists() and not cache_cell.exists()
+
+
+def test_a_stopwatch_writes_its_running_total_while_it_runs(tmp_path):
+  import time  # pylint: disable=g-import-not-at-top
+  path = tmp_path / "t.json"
+  with Stopwatch(path, every=0.05) as watch:
+    time.sleep(0.3)
+    assert 0 < json.loads(path.read_text())["seconds"] <= watch.seconds()
+  assert json.loads(path.read_text())["seconds"] == pytest.approx(watch.seconds())
+  assert Stopwatch(path).earlier == pytest.approx(watch.seconds())
 
 
 def test_bad_cells_pattern_and_cells_on_a_plain_config_are_errors(tmp_path, capsys):

@@ -20,8 +20,9 @@ Poisoned training sets are cached in ``RESULTS/.poison_cache/`` (not in
 git), keyed by data, attack and the attack's code fingerprint
 (:func:`ntga.attacks.pipeline.code_fingerprint`): the ratio is applied
 afterwards, so one poisoning serves every ratio, and an edited attack is run
-again instead of reusing a stale poisoning. An NTGA poisoning that is
-interrupted resumes from its per-block checkpoints there.
+again instead of reusing a stale poisoning. An NTGA, EM or REM poisoning
+that is interrupted resumes from its checkpoints there. The wall clock of a
+cell and of its poisoning counts every sitting a resumed run took.
 
 Example:
   >>> from benchmarks import configs
@@ -37,7 +38,6 @@ import fnmatch
 import functools
 import json
 import shlex
-import time
 from pathlib import Path
 from typing import Any, Callable
 
@@ -52,6 +52,10 @@ RECORD_KIND = "table_cell"
 GROUP = "tables"
 
 CACHE = ".poison_cache"  # poisonings and seeds' trainings; not in git
+#: A poisoning's (in its cache folder) or a cell's (in the cache, prefixed
+#: ``cell-<hash>``) seconds so far, kept while it runs so that a resumed run
+#: reports the time of all its sittings (:class:`benchmarks._records.Stopwatch`).
+ELAPSED = ".elapsed.json"
 MIN_SEEDS = 3
 _CELL_KEYS = {"row", "col", "data", "attack", "victim", "defense", "seeds"}
 _HARNESS = "python -m benchmarks.run "
@@ -142,7 +146,8 @@ def poisoned_train_set(cell: dict[str, Any], *, cache: Path):
     ``(dataset, poison)``: the clean training set when ``cell["attack"]`` is
     None (``poison`` None); otherwise the poisoned set and the attack's
     manifest fields (its ``code_fingerprint`` among them) plus
-    ``wall_clock_s`` (of the poisoning that filled the cache), ``n_train``
+    ``wall_clock_s`` (of the poisoning that filled the cache, summed over
+    its sittings when a killed one was resumed), ``n_train``
     and ``cached``.
   """
   from ntga import attacks, io  # pylint: disable=g-import-not-at-top
@@ -162,16 +167,16 @@ def poisoned_train_set(cell: dict[str, Any], *, cache: Path):
       x_full = z["x"]
     info = json.loads((folder / "manifest.json").read_text())
   else:
-    folder.mkdir(parents=True, exist_ok=True)
-    start = time.perf_counter()
-    manifest, x_full = pipeline.poison_dataset(
-        attack, pipeline.build_config(attack, a["settings"]), train,
-        seed=a["seed"], ratio=None, out=folder)
+    with _records.Stopwatch(folder / ELAPSED) as watch:
+      manifest, x_full = pipeline.poison_dataset(
+          attack, pipeline.build_config(attack, a["settings"]), train,
+          seed=a["seed"], ratio=None, out=folder)
     manifest.pop("versions")
-    info = {**manifest, "wall_clock_s": time.perf_counter() - start}
+    info = {**manifest, "wall_clock_s": watch.seconds()}
     io.write_npz(done, x=x_full)
     io.write_json(folder / "manifest.json", info)
     pipeline.remove_checkpoints(folder)
+    (folder / ELAPSED).unlink()
   x = x_full
   if a["ratio"] is not None:
     x, mask = pipeline.ratio_subset(a["seed"], train.x, x_full, a["ratio"])
@@ -299,14 +304,16 @@ def run_table(name: str, config: dict[str, Any], *, smoke: bool = False,
       continue
     log(f"[{i + 1}/{len(config['cells'])}] {name}: {cell_id(cell)} ...")
     started = _records.now_utc()
-    start = time.perf_counter()
-    metrics = run_cell(cell, cache=cache, log=log)
+    elapsed = cache / f"cell-{cell_hash(cell)[:16]}{ELAPSED}"
+    with _records.Stopwatch(elapsed) as watch:
+      metrics = run_cell(cell, cache=cache, log=log)
     record = _records.new_record(
         name=name, kind=RECORD_KIND, smoke=smoke, config_key="cell",
         config=cell, hash_=cell_hash(cell), seeds=list(cell["seeds"]),
-        started=started, wall_clock_s=time.perf_counter() - start,
+        started=started, wall_clock_s=watch.seconds(),
         command=cell_command(name, cell, smoke=smoke), metrics=metrics)
     io.write_json(path, record)
+    elapsed.unlink()
     log(f"    final {100 * metrics['final_mean']:.2f} +- "
         f"{100 * metrics['final_std']:.2f}, peak {100 * metrics['peak_mean']:.2f}"
         f" ({record['wall_clock_s']:.0f} s)")
