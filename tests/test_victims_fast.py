@@ -1,6 +1,7 @@
 """Tests for the ``fast`` victim, its recipe and the matmul-gradient convolution."""
 
 import dataclasses
+import warnings
 
 import jax
 import jax.numpy as jnp
@@ -94,6 +95,34 @@ def test_two_step_smoke(key):
   assert np.isfinite(m["train_loss"][0])
   assert 0.0 <= m["final_test_accuracy"] <= 1.0
   assert len(m["train_time_s"]) == 1 and 0 < m["train_time_s"][0] <= m["epoch_time_s"][0]
+
+
+def test_mixed_precision_computes_in_bfloat16_and_keeps_running_stats_float32(key):
+  """bfloat16 convolutions; BatchNorm's running statistics updated in float32."""
+  from ntga.victims import _step  # pylint: disable=g-import-not-at-top
+  data = _planted(16, (8, 8, 3))
+  cfg = vt.TrainConfig(victim="fast", epochs=1, batch_size=8,
+                       mixed_precision=True).resolved()
+  spec, (params, rest, _), _ = _step.initial_state(
+      cfg, data.x, 4, 2, *jax.random.split(key))
+  x = jnp.asarray(data.x[:8], jnp.float32) / 255.0
+  with warnings.catch_warnings():
+    warnings.simplefilter("error")  # no float32 value written into bfloat16
+    logits, new_rest = _step._forward(spec, spec.graph_train, params, rest, x)
+  jaxpr = str(jax.make_jaxpr(
+      lambda p, r, z: _step._forward(spec, spec.graph_train, p, r, z)[0])(
+          params, rest, x))
+  convs = [line for line in jaxpr.splitlines() if "conv_general_dilated[" in line
+           or "dot_general[" in line]
+  assert convs and all(":bf16[" in line.split("=")[0] for line in convs), convs
+  assert logits.dtype == jnp.float32
+  running = jax.tree.leaves(nnx.split_state(new_rest, nnx.BatchStat, ...)[0])
+  assert running and all(a.dtype == jnp.float32 for a in running)
+  # Updated in float32: not all values sit on the bfloat16 grid.
+  flat = np.concatenate([np.ravel(a) for a in running])
+  assert np.any(flat != flat.astype(jnp.bfloat16).astype(np.float32))
+  assert all(not np.array_equal(a, b) for a, b in zip(
+      running, jax.tree.leaves(nnx.split_state(rest, nnx.BatchStat, ...)[0])))
 
 
 def test_statistics_come_from_the_training_data_only(key):

@@ -103,13 +103,23 @@ def _forward(spec: StepSpec, graphdef, params, rest, x):
   """Logits (float32) and the updated non-parameter state (batch stats, RNG)."""
   dtypes = jax.tree.map(lambda a: a.dtype, rest)
   if spec.cfg.mixed_precision:
+    # bfloat16 compute: the parameters, the input and the data statistics
+    # (input normalisation, whitening) are cast; BatchNorm's running
+    # statistics stay float32 and are updated in float32, while the layer
+    # normalises in bfloat16 (its ``dtype``).
     def half(a):
       return a.astype(jnp.bfloat16) if jnp.issubdtype(a.dtype, jnp.floating) else a
-    params, rest, x = jax.tree.map(half, (params, rest, x))
+    running, other = nnx.split_state(rest, nnx.BatchStat, ...)
+    params, other, x = jax.tree.map(half, (params, other, x))
+    rest = nnx.merge_state(running, other)
   model = nnx.merge(graphdef, params, rest, copy=True)
+  if spec.cfg.mixed_precision:
+    for _, module in nnx.iter_modules(model):
+      if isinstance(module, nnx.BatchNorm):
+        module.dtype = jnp.bfloat16
   logits = model(x).astype(jnp.float32)
   new_rest = nnx.state(model, nnx.Not(nnx.Param))
-  if spec.cfg.mixed_precision:  # batch statistics are kept in float32
+  if spec.cfg.mixed_precision:  # the state keeps its own dtypes
     new_rest = jax.tree.map(lambda a, d: a.astype(d), new_rest, dtypes)
   return logits, new_rest
 

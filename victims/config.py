@@ -50,8 +50,9 @@ class TrainConfig:
     crop_pad: padding of the random crop; ``None`` = the recipe's (2 px for
       ``fast``) or H // 8 (4 px at 32 px).
     eval_batch_size: batch size of the clean test evaluation.
-    mixed_precision: compute the forward/backward pass in bfloat16 (parameters
-      and optimizer state stay float32). Off by default.
+    mixed_precision: compute the forward/backward pass in bfloat16 (parameters,
+      optimizer state and BatchNorm's running statistics stay float32). Off
+      by default.
     robust_eps: if set, after the last epoch also measure the robust test
       accuracy: PGD-10 with step robust_eps / 4 from a random start (Madry
       et al.) in the L_inf ball of this radius, in [0, 1] units, against the
