@@ -251,6 +251,34 @@ def test_a_cell_with_robust_eps_records_and_renders_robust_accuracy(tmp_path):
     table.check(rec)
 
 
+def test_a_seed_killed_part_way_resumes_after_its_last_epoch(tmp_path, monkeypatch):
+  from ntga.victims import checkpoint  # pylint: disable=g-import-not-at-top
+  cell = {"row": "r", "col": "a", "attack": None, "defense": "none",
+          "data": {"spec": "digits", "limit": 64, "test_limit": 32},
+          "victim": {"victim": "fnn", "epochs": 3, "batch_size": 32}, "seeds": [0]}
+  straight = table.run_cell(cell, cache=tmp_path / "a", log=lambda _: None)
+  assert not list((tmp_path / "a").glob("*.ckpt"))  # removed once kept
+  real_save = checkpoint.EpochCheckpoints.save
+
+  def killed_after_epoch_2(self, epoch, *args, **kwargs):
+    real_save(self, epoch, *args, **kwargs)
+    if epoch == 2:
+      raise KeyboardInterrupt
+
+  monkeypatch.setattr(checkpoint.EpochCheckpoints, "save", killed_after_epoch_2)
+  with pytest.raises(KeyboardInterrupt):
+    table.run_cell(cell, cache=tmp_path / "b", log=lambda _: None)
+  assert not list((tmp_path / "b").glob("seed-*.json"))
+  assert len(list((tmp_path / "b").glob("seed-*.ckpt"))) == 1
+  monkeypatch.setattr(checkpoint.EpochCheckpoints, "save", real_save)
+  lines = []
+  resumed = table.run_cell(cell, cache=tmp_path / "b", log=lines.append)
+  assert any("resumed after epoch 2" in line for line in lines), lines
+  for key in ("final", "peak", "peak_epoch", "test_accuracy"):
+    assert resumed["per_seed"][0][key] == straight["per_seed"][0][key], key
+  assert not list((tmp_path / "b").glob("*.ckpt"))
+
+
 def test_a_cell_keeps_each_seed_and_resumes_or_extends_from_them(tmp_path, monkeypatch):
   from ntga.victims import train as vtrain  # pylint: disable=g-import-not-at-top
   trained = []

@@ -14,8 +14,9 @@ training set (clean, or one attack on one dataset, optionally at a poisoning
 Each finished cell is written at once to
 ``RESULTS/<config name>/<first 16 hex of the cell's hash>.json`` (a record of
 kind ``table_cell``), so a long table is filled over several sittings
-(``--cells`` picks a subset) and an interrupted run loses at most the seed in
-flight: each seed's training is kept as it finishes (:func:`seed_path`).
+(``--cells`` picks a subset) and an interrupted run loses at most the epoch
+in flight: each seed's training is kept as it finishes (:func:`seed_path`),
+and the seed in flight resumes from its state after its last finished epoch.
 Poisoned training sets are cached in ``RESULTS/.poison_cache/`` (not in
 git), keyed by data, attack and the attack's code fingerprint
 (:func:`ntga.attacks.pipeline.code_fingerprint`): the ratio is applied
@@ -38,6 +39,7 @@ import fnmatch
 import functools
 import json
 import shlex
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -205,7 +207,11 @@ def run_cell(cell: dict[str, Any], *, cache: Path,
   """Trains the cell's victim once per seed on its training set.
 
   Each seed's result is kept in ``cache`` (:func:`seed_path`) as soon as it
-  is trained, and taken from there when present.
+  is trained, and taken from there when present. While a seed trains, its
+  state is saved after every epoch beside that file (``seed-<hash>.ckpt/``,
+  removed once the result is kept), so a seed killed part way resumes at its
+  last finished epoch with the same result, its wall clock counting every
+  sitting.
 
   Returns:
     ``poison`` (see :func:`poisoned_train_set`), ``n_test``, the mean and
@@ -227,13 +233,18 @@ def run_cell(cell: dict[str, Any], *, cache: Path,
       per_seed.append(json.loads(path.read_text()))
       log(f"    seed {seed}: kept from an earlier run")
       continue
-    result = _records.seed_result(seed, train_and_evaluate(
-        jax.random.key(seed), train, test, cfg, progress=False))
+    epochs = path.with_suffix(".ckpt")
+    m = train_and_evaluate(jax.random.key(seed), train, test, cfg, progress=False,
+                           checkpoint_dir=epochs)
+    result = _records.seed_result(seed, m)
     path.parent.mkdir(parents=True, exist_ok=True)
     io.write_json(path, result)
+    shutil.rmtree(epochs, ignore_errors=True)
     per_seed.append(result)
+    resumed = (f", resumed after epoch {m['resumed_from_epoch']}"
+               if m["resumed_from_epoch"] else "")
     log(f"    seed {seed}: final {100 * result['final']:.2f} "
-        f"({result['wall_clock_s']:.0f} s)")
+        f"({result['wall_clock_s']:.0f} s{resumed})")
   return {"poison": poison, "n_train": len(train), "n_test": len(test),
           **_records.summarize(per_seed)}
 
