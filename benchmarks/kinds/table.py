@@ -233,13 +233,13 @@ def run_cell(cell: dict[str, Any], *, cache: Path,
       per_seed.append(json.loads(path.read_text()))
       log(f"    seed {seed}: kept from an earlier run")
       continue
-    epochs = path.with_suffix(".ckpt")
+    ckpt = path.with_suffix(".ckpt")  # the seed's state after each epoch
     m = train_and_evaluate(jax.random.key(seed), train, test, cfg, progress=False,
-                           checkpoint_dir=epochs)
+                           checkpoint_dir=ckpt)
     result = _records.seed_result(seed, m)
     path.parent.mkdir(parents=True, exist_ok=True)
     io.write_json(path, result)
-    shutil.rmtree(epochs, ignore_errors=True)
+    shutil.rmtree(ckpt, ignore_errors=True)
     per_seed.append(result)
     resumed = (f", resumed after epoch {m['resumed_from_epoch']}"
                if m["resumed_from_epoch"] else "")
