@@ -42,7 +42,10 @@ blocks x 10 steps (3,000 would take ~1.9 hours on a quiet machine, more
 once another job shares the 2 cores; the cell's record gives the measured
 poisoning time); cuda and ops at their
 papers' defaults; em and rem with their CPU presets
-(``ntga.attacks.em.EMConfig.cpu``, ``ntga.attacks.rem.REMConfig.cpu``);
+(``ntga.attacks.em.EMConfig.cpu``, ``ntga.attacks.rem.REMConfig.cpu``:
+the best settings that fit here; REM's 400 source iterations are about one
+epoch of the 50,000 images, and on the ``seed_methods_cifar`` subset 1,000
+iterations made REM weaker under adversarial training, not stronger);
 random noise uniform in [-8/255, 8/255].
 
 Beside each cell, the published ResNet-18 value on true CIFAR-10 where one
