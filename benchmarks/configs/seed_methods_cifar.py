@@ -31,25 +31,27 @@ What this checks: EM drops ``fast`` to <= 30% (the ISS paper reports EM at
 21% on ResNet-18), and under adversarial training REM keeps ``fast`` at least
 20 points below EM and clean data (REM's claim, Fu et al., ICLR 2022).
 
-What it showed (3 seeds per cell unless marked): EM holds without a defense (11.4% against
-71.5% clean) but not under adversarial training at 4/255 (64.2% against
-59.9% clean: the EM noise even helps). REM at the CPU preset (400 source
-iterations) keeps the adversarially trained ``fast`` at 46.9%: 13.0 points
-below clean and 17.4 below EM, short of the claimed 20. Its source model
-ended at 84% on its own adversarial poisoned batches and 42% on clean ones,
-and half the noise's pixels sit at +-8/255. The REM poisoning ran in two
-sittings (about 1.5 hours in all; the record's 2,370 s is the second one).
-The paper's number of source epochs (row ``rem-1000``) does not close the
-gap, it widens it: its source model learned far more (98.5% on its own
-adversarial poisoned batches and 55% on clean images at the end, from
-51% and 28% at its first learning-rate decay), about half the noise's
-pixels again sit at +-8/255, and yet adversarial training on it reaches
-56.25% (seed 0), 8.1 points above the highest of ``rem``'s three seeds
-(48.11%) and 3.8 below clean seed 0 (60.00%). Its poisoning took 3.4 hours
-(12,183 s of wall clock over three sittings, from the poison's manifest;
-the record's wall clock is only the sitting that found every seed trained).
-With the one seed already that far from ``rem``, the other two were not
-trained, and table 5's rem row keeps the CPU preset's 400 iterations.
+What it showed (3 seeds per cell unless marked): EM holds without a defense
+(11.4% against 71.5% clean) but not under adversarial training at 4/255
+(64.2% against 59.9% clean: the EM noise even helps). REM at the CPU preset
+(400 source iterations) holds less than EM without a defense (30.86% with no
+augmentation, 30.04% with the recipe's), but under adversarial training it
+keeps ``fast`` at 46.9%: 13.0 points below clean and 17.4 below EM, short of
+the claimed 20. Its source model ended at 84% on its own adversarial
+poisoned batches and 42% on clean ones, and half the noise's pixels sit at
++-8/255. The REM poisoning ran in two sittings (about 1.5 hours in all; the
+record's 2,370 s is the second one). The paper's number of source epochs
+(row ``rem-1000``) does not close the gap, it widens it: its source model
+learned far more (98.5% on its own adversarial poisoned batches and 55% on
+clean images at the end, from 51% and 28% at its first learning-rate decay),
+about half the noise's pixels again sit at +-8/255, and yet adversarial
+training on it reaches 56.25% (seed 0), 8.1 points above the highest of
+``rem``'s three seeds (48.11%) and 3.8 below clean seed 0 (60.00%). Its
+poisoning took 3.4 hours (12,183 s of wall clock over three sittings, from
+the poison's manifest; the record's wall clock is only the sitting that
+found every seed trained). With the one seed already that far from ``rem``,
+the other two were not trained, and table 5's rem row keeps the CPU preset's
+400 iterations.
 
   python -m benchmarks.run seed_methods_cifar [--cells 'em / *']
 """
