@@ -63,6 +63,28 @@ def test_whitening_filters_whiten_the_patches():
   np.testing.assert_allclose(flat.T @ flat / len(flat), np.eye(12), atol=2e-3)
 
 
+def test_fit_data_uses_every_image_whatever_their_order():
+  """Class-sorted images (as the folder/tarball loaders return them) give the
+  statistics of the whole set, not of the first images (the first class)."""
+  rng = np.random.default_rng(0)
+  # Two "classes" with different colours, stored one after the other: more
+  # images than airbench's 5,000-image prefix and than one streamed chunk.
+  x = np.concatenate([rng.integers(0, 128, (3000, 8, 8, 3)),
+                      rng.integers(128, 256, (3000, 8, 8, 3))]).astype(np.uint8)
+  shuffled = x[rng.permutation(len(x))]
+  fits = []
+  for images in (x, shuffled):
+    model = models.create("fast", num_classes=10, input_shape=(8, 8, 3),
+                          rngs=nnx.Rngs(0))
+    models.fit_data(model, images)
+    fits.append([np.asarray(v[...]) for v in (model.mean, model.std, model.whiten)])
+  for a, b in zip(*fits):  # (float32 sums in another order)
+    np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-3)
+  flat = x.reshape(-1, 3) / 255.0
+  np.testing.assert_allclose(fits[0][0], flat.mean(0), rtol=1e-5)
+  np.testing.assert_allclose(fits[0][1], flat.std(0), rtol=1e-4)
+
+
 def test_fit_data_uses_the_images_it_is_given():
   model = models.create("fast", num_classes=10, input_shape=(8, 8, 3),
                         rngs=nnx.Rngs(0))

@@ -6,7 +6,7 @@ DAWNBench ResNet-9, "How to train your ResNet", 2018, and Jordan's airbench,
 github.com/KellerJordan/cifar10-zoo):
 
 * a fixed *patch-whitening* first layer: a 2x2 VALID convolution whose
-  filters are the eigenvectors of the 2x2-patch covariance of the training
+  filters are the eigenvectors of the 2x2-patch covariance of all the training
   images, scaled by ``1/sqrt(eigenvalue + 5e-4)``, each used with both signs
   (2 * 4 * C channels), followed by a trainable bias and GELU;
 * three blocks of [3x3 conv -> 2x2 max pool -> BatchNorm -> GELU -> 3x3 conv
@@ -37,8 +37,8 @@ from flax import nnx
 
 from ntga.victims._models._conv import _patches, conv_general_dilated
 
-#: Images used to estimate the normalisation and the whitening filters.
-FIT_IMAGES = 5000
+#: Images per chunk when the statistics stream over the training set.
+FIT_CHUNK = 500
 WHITEN_KERNEL = 2
 WHITEN_EPS = 5e-4
 #: Eigenvalues below this fraction of the largest count as absent directions
@@ -113,14 +113,48 @@ class ConvGroup(nnx.Module):
     return jax.nn.gelu(self.norm2(self.conv2(x)))
 
 
-def whitening_filters(x: np.ndarray, kernel: int = WHITEN_KERNEL,
-                      eps: float = WHITEN_EPS) -> np.ndarray:
-  """The (k, k, C, 2*k*k*C) patch-whitening filters of normalised images ``x``.
+def _float_chunks(x: np.ndarray):
+  """``x`` in chunks of :data:`FIT_CHUNK` images, as float32 in [0, 1]."""
+  for i in range(0, len(x), FIT_CHUNK):
+    chunk = np.asarray(x[i:i + FIT_CHUNK])
+    if chunk.dtype == np.uint8:
+      yield chunk.astype(np.float32) / 255.0
+    else:
+      yield chunk.astype(np.float32)
+
+
+def channel_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+  """Per-channel mean and std over every pixel of every image of ``x``.
 
   Args:
-    x: float images (N, H, W, C), already normalised per channel.
+    x: images (N, H, W, C): uint8, or float in [0, 1].
+
+  Returns:
+    (mean, std), each (C,) float32; the std is at least 1e-3.
+  """
+  total = np.zeros(x.shape[-1])
+  squares = np.zeros(x.shape[-1])
+  for chunk in _float_chunks(x):
+    flat = chunk.reshape(-1, chunk.shape[-1]).astype(np.float64)
+    total += flat.sum(0)
+    squares += (flat * flat).sum(0)
+  count = x.shape[0] * x.shape[1] * x.shape[2]
+  mean = total / count
+  std = np.sqrt(np.maximum(squares / count - mean * mean, 0.0))
+  return mean.astype(np.float32), np.maximum(std, 1e-3).astype(np.float32)
+
+
+def whitening_filters(x: np.ndarray, kernel: int = WHITEN_KERNEL,
+                      eps: float = WHITEN_EPS, *, mean=0.0, std=1.0) -> np.ndarray:
+  """The (k, k, C, 2*k*k*C) patch-whitening filters of the images ``x``.
+
+  Args:
+    x: images (N, H, W, C): uint8, or float in [0, 1]; every image counts.
     kernel: patch side.
     eps: added to each eigenvalue before the inverse square root.
+    mean: per-channel mean subtracted first (scalar or (C,)).
+    std: per-channel std divided by next: the filters whiten
+      ``(x - mean) / std``.
 
   Returns:
     HWIO filters: the eigenvectors of the (uncentred) k x k patch covariance,
@@ -131,8 +165,8 @@ def whitening_filters(x: np.ndarray, kernel: int = WHITEN_KERNEL,
   n, h, w, c = x.shape
   d = kernel * kernel * c
   cov = np.zeros((d, d))
-  for i in range(0, n, 500):
-    chunk = jnp.asarray(x[i:i + 500], jnp.float32)
+  for chunk in _float_chunks(x):
+    chunk = jnp.asarray((chunk - mean) / std, jnp.float32)
     p = _patches(chunk, (kernel, kernel), ((0, 0), (0, 0))).reshape(-1, d)
     cov += np.asarray(p.T @ p, np.float64)
   cov /= n * (h - kernel + 1) * (w - kernel + 1)
@@ -181,18 +215,21 @@ class FastNet(nnx.Module):
   def fit_data(self, x: np.ndarray) -> None:
     """Sets the input normalisation and the whitening filters from ``x``.
 
+    Every image counts, streamed in chunks (no float copy of the whole set),
+    so the statistics do not depend on the images' order: a data set stored
+    class by class gives the same filters as a shuffled one. (airbench fits
+    its whitening on the first 5,000 images of CIFAR-10's shuffled order; the
+    first 5,000 of a class-sorted set, as the folder and tarball loaders
+    return it, would be a single class.)
+
     Args:
-      x: training images (N, H, W, C): uint8, or float in [0, 1]. At most the
-        first :data:`FIT_IMAGES` are used.
+      x: training images (N, H, W, C): uint8, or float in [0, 1].
     """
-    x = np.asarray(x[:FIT_IMAGES])
-    x = x.astype(np.float32) / 255.0 if x.dtype == np.uint8 else x.astype(np.float32)
-    mean = x.mean(axis=(0, 1, 2))
-    std = np.maximum(x.std(axis=(0, 1, 2)), 1e-3)
+    mean, std = channel_stats(x)
     self.mean[...] = jnp.asarray(mean)
     self.std[...] = jnp.asarray(std)
     k = self.whiten[...].shape[0]
-    self.whiten[...] = jnp.asarray(whitening_filters((x - mean) / std, kernel=k))
+    self.whiten[...] = jnp.asarray(whitening_filters(x, kernel=k, mean=mean, std=std))
 
   def __call__(self, x: jax.Array) -> jax.Array:
     x = (x - self.mean[...].reshape(1, 1, 1, -1)) / self.std[...].reshape(1, 1, 1, -1)
