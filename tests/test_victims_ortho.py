@@ -50,6 +50,28 @@ def test_sgd_linear_model_is_the_authors_step_one(key):
   assert not np.allclose(w, w0, atol=1e-3)  # it did train
 
 
+def test_sgd_linear_model_sees_the_classes_mixed_even_when_stored_sorted(key, monkeypatch):
+  """The authors' batches follow CIFAR-10's fixed, class-mixed file order;
+  images stored class by class (as the folder/tarball loaders return them)
+  must not give single-class batches."""
+  x = _images(120)[0]
+  y = np.repeat(np.arange(3), 40)  # sorted: 40 of class 0, then 1, then 2
+  seen = []
+  real = _squeeze._fit_linear_sgd
+  monkeypatch.setattr(_squeeze, "_fit_linear_sgd",
+                      lambda k, xs, ys, **kw: (seen.append((np.asarray(xs), np.asarray(ys))),
+                                               real(k, xs, ys, **kw))[1])
+  defenses.orthogonal_projection(key, x.astype(np.float32) / 255, y, 3, batch_size=16,
+                                 epochs=1)
+  (xs, ys), = seen
+  assert sorted(ys.tolist()) == y.tolist()  # every image, once
+  first_batches = [set(ys[s:s + 16].tolist()) for s in range(0, 48, 16)]
+  assert all(len(classes) > 1 for classes in first_batches)
+  flat = x.reshape((len(x), -1)).astype(np.float32) / 255  # images keep their labels
+  rows = {tuple(r): lab for r, lab in zip(flat.round(5), y)}
+  assert all(rows[tuple(r)] == lab for r, lab in zip(xs.round(5), ys))
+
+
 @pytest.mark.parametrize("linear", ["sgd", "adam"])
 def test_projection_leaves_nothing_along_the_removed_directions(key, linear):
   x, y = _images(80)

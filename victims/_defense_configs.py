@@ -402,16 +402,13 @@ class OrthogonalProjection(DefenseConfig):
   :func:`ntga.victims._augment.rotate_shear_scale` and
   :func:`~ntga.victims._augment.color_jitter`. Their crop and flip come
   from the victim's own ``augment`` setting, which runs first here (the
-  authors crop and flip after the jitter). The projection removes a large
-  part of each image (on CIFAR-10 about 40% of its norm lies in the 10 class
-  directions, largely its mean colour) while the test images keep it: on
-  the ``fast`` victim's 6-epoch recipe the defense costs ~41 points of clean
-  accuracy even with this augmentation (``benchmarks/RESULTS.md``,
-  ``ortho_cifar_full``).
+  authors crop and flip after the jitter). What it costs on clean CIFAR-10:
+  ``ortho_cifar_full`` in ``benchmarks/RESULTS.md``.
 
   Attributes:
     linear: how the linear model is trained: 'sgd' (default, the authors':
-      SGD lr 0.1, batches of 1024 in data order, step decay) or 'adam' (this
+      SGD lr 0.1, batches of 1024 in one fixed class-mixed order, step
+      decay) or 'adam' (this
       library's earlier definition: Adam lr 1e-2, shuffled batches of 256).
     epochs: training epochs of the linear model (20).
     lr: its learning rate (default 0.1 for 'sgd', 1e-2 for 'adam').

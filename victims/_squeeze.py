@@ -103,7 +103,8 @@ def _fit_linear_sgd(key: jax.Array, x: jax.Array, y: jax.Array, *, num_classes: 
   """Bias-free linear softmax classifier (D, K) trained as the authors' step 1.
 
   Plain SGD (no momentum, no weight decay) on the mean cross-entropy of
-  batches taken in data order (no shuffling; the last batch may be short);
+  batches taken in the order of ``x`` (no reshuffling between epochs; the
+  last batch may be short);
   the learning rate drops x0.1 at epochs ``int(0.5 E)`` and ``int(0.75 E)``
   (PyTorch ``MultiStepLR``, stepped per epoch). The weights start uniform in
   +-1/sqrt(D), PyTorch's default for ``nn.Linear``.
@@ -140,7 +141,12 @@ def _linear_weights(key: jax.Array, flat: np.ndarray, y: np.ndarray,
     params, _ = _linear.fit_linear(key, flat, y, num_classes, bias=False,
                                    epochs=epochs, lr=lr, batch_size=batch_size)
     return params["w"]
-  return _fit_linear_sgd(key, jnp.asarray(flat), jnp.asarray(y, jnp.int32),
+  # The authors' batches follow the CIFAR-10 files' fixed order, which mixes
+  # the classes. Images may come here class by class (the folder and tarball
+  # loaders return them so), where batches in data order would each hold one
+  # class; so the images take one fixed random order, drawn from ``key``.
+  order = np.asarray(jax.random.permutation(jax.random.fold_in(key, 1), len(flat)))
+  return _fit_linear_sgd(key, jnp.asarray(flat[order]), jnp.asarray(y[order], jnp.int32),
                          num_classes=int(num_classes), epochs=int(epochs),
                          batch_size=int(min(batch_size, len(flat))), lr=float(lr))
 
@@ -167,13 +173,18 @@ def orthogonal_projection(key: jax.Array, x: np.ndarray | jax.Array,
   ``linear`` picks how W is trained:
 
   * ``'sgd'`` (default, the authors' step 1): plain SGD, lr 0.1, batches of
-    1024 in data order, lr x0.1 at 50% and 75% of the epochs, PyTorch's
-    default uniform initialisation (drawn from ``key``).
+    1024 in one fixed order for every epoch, lr x0.1 at 50% and 75% of the
+    epochs, PyTorch's default uniform initialisation (drawn from ``key``).
+    The authors' fixed order is that of the CIFAR-10 files, which mixes the
+    classes; here it is one random order drawn from ``key``, since images
+    stored class by class (as the folder and tarball loaders return them)
+    would make every batch a single class.
   * ``'adam'`` (this library's earlier definition): Adam, lr 1e-2, batches of
     256 reshuffled every epoch (from ``key``), zero initialisation.
 
   Args:
-    key: PRNG key (the linear model's initialisation, or its shuffles).
+    key: PRNG key (the linear model's initialisation and its fixed order, or
+      its shuffles).
     x: float images in [0, 1] (N, H, W, C).
     y: int labels (N,).
     num_classes: K.
