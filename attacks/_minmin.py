@@ -314,11 +314,8 @@ class EMConfig(MinMinConfig):
     and takes 2-2.5 minutes per ``victims/_models/_fast.py``). On 1,000
     images a round of 5 steps took 58 CPU-seconds (the formula: 56).
 
-    What it does (``seed_methods_cifar`` in ``benchmarks/RESULTS.md``: the
-    ``fast`` victim on a 10,000-image CIFAR-10 subset, 3 seeds): the noise
-    drops clean test accuracy from 71.5% to 11.4% (10.2% with crop-flip
-    augmentation), but not under PGD adversarial training at 4/255 (64.2%
-    against 59.9% on clean data), as the REM paper finds for EM.
+    What it does to the ``fast`` victim: ``seed_methods_cifar`` in
+    ``benchmarks/RESULTS.md``.
 
     With ``mode="class"`` it uses the authors' class-wise values instead: 1
     step of 0.8/255 per batch, stop at 90% accuracy.
@@ -466,12 +463,8 @@ class REMConfig(MinMinConfig):
     ~171 CPU-minutes and the final pass over 10,000 images ~30 more: ~200
     CPU-minutes, about 1.5 hours of wall time on 2 idle cores.
 
-    What it does (``seed_methods_cifar`` in ``benchmarks/RESULTS.md``: the
-    ``fast`` victim on a 10,000-image CIFAR-10 subset, 3 seeds): the noise
-    drops clean test accuracy from 71.5% to 30.9%, and under PGD adversarial
-    training at 4/255 it keeps the victim at 46.9% against 59.9% on clean
-    data, 13 points, where the paper finds more than 20. 1,000 iterations
-    instead of 400 made it weaker under that training (56.3%, one seed).
+    What it does to the ``fast`` victim: ``seed_methods_cifar`` in
+    ``benchmarks/RESULTS.md``.
 
     Example:
       >>> REMConfig.cpu().total_train_steps, REMConfig.cpu(eot_samples=5).eot_samples

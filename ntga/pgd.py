@@ -116,15 +116,9 @@ class NTGAConfig(AttackConfig):
       perturbed images pass through differentiable stand-ins of these victim
       defenses before the kernel, so the GP models a network trained on the
       defended poisoned data (JPEG quality 10, crop pad 2 px + flip; one
-      random crop/flip per image per PGD step). ``""``: plain NTGA. On the
-      whole CIFAR-10 judged by ``fast`` (table 5 of
-      ``benchmarks/RESULTS.md``, 1 seed), each defense in its own column:
-      ``grayscale`` holds it at 20.0% under grayscale (clean 84.4%, plain
-      NTGA 38.2%), ``jpeg`` with ``jpeg_rounding="cubic"``, t = 64 and 20
-      steps of eps/8 at 48.9% under JPEG-10 (clean 79.6%, plain 71.4%),
-      ``augment`` at 17.9% under crop-flip (clean 86.4%; plain NTGA, 11.4%,
-      is stronger there). All three names at once were weaker than plain
-      NTGA in each of the three columns: name the defense you expect.
+      random crop/flip per image per PGD step). ``""``: plain NTGA. Table 5
+      of ``benchmarks/RESULTS.md`` judges each name in its defense's column
+      on the whole CIFAR-10, and all three at once, against plain NTGA.
     jpeg_rounding: with ``jpeg`` in ``defense_aware``, the differentiable
       codec's rounding (``ntga.defense_aware.ROUNDINGS``): ``"ste"``
       (straight-through: exact forward pass, identity gradient) or

@@ -26,10 +26,13 @@ defense it folds in:
 * ``aware-gray``: the GP sees the block greyed;
 * ``aware-aug``: one random crop and flip per image per PGD step (EOT).
 
-On the whole CIFAR-10 (table 5) plain NTGA holds ``fast`` at 8.2% without a
-defense but 71.4% under JPEG-10 (clean 79.6%), and NTGA aware of all three
-defenses at once did no better (74.6%): this screen looks for the JPEG-aware
-step that transfers.
+JPEG-10 is the defense that ISS (Liu et al., ICML 2023) finds removes NTGA
+from ResNet-18; this screen looks for the JPEG-aware step that transfers.
+
+Its records were made while ``fast`` fitted its input normalisation and
+whitening on the first 5,000 training images (classes 0-4 of this
+class-sorted subset) instead of on every image; the choice it made was
+not screened again with the corrected victim.
 
   python -m benchmarks.run ntga_aware_screen [--cells 'aware-jpeg* / jpeg']
 """
