@@ -208,6 +208,29 @@ def _closure(roots: set[str]) -> dict[str, str]:
   return sources
 
 
+def source_fingerprint(*modules: str) -> str:
+  """A hash of the source of ``modules`` and of every ntga module they import.
+
+  SHA-256 over the source text of the named modules and, transitively, of
+  every module of the ``ntga`` package that they import: an edit to any of
+  them changes it.
+
+  Args:
+    *modules: dotted module names (``"ntga.victims.train"``).
+
+  Returns:
+    16 hex digits.
+
+  Example:
+    >>> len(source_fingerprint("ntga.victims.train"))
+    16
+  """
+  h = hashlib.sha256()
+  for module, source in sorted(_closure(set(modules)).items()):
+    h.update(module.encode() + b"\0" + source.encode() + b"\0")
+  return h.hexdigest()[:16]
+
+
 def code_fingerprint(attack: Attack) -> str:
   """A hash of the source code that an attack's output depends on.
 
@@ -227,11 +250,7 @@ def code_fingerprint(attack: Attack) -> str:
     >>> len(code_fingerprint(attacks.get("cuda")))
     16
   """
-  roots = {attack.poison.__module__, attack.config_cls.__module__}
-  h = hashlib.sha256()
-  for module, source in sorted(_closure(roots).items()):
-    h.update(module.encode() + b"\0" + source.encode() + b"\0")
-  return h.hexdigest()[:16]
+  return source_fingerprint(attack.poison.__module__, attack.config_cls.__module__)
 
 
 # --------------------------------------------------------------------------

@@ -305,3 +305,8 @@ def test_a_cell_keeps_each_seed_and_resumes_or_extends_from_them(tmp_path, monke
   table.run_cell({**cell, "victim": {**cell["victim"], "lr": 0.01}, "seeds": [0]},
                  cache=tmp_path, log=lambda _: None)
   assert trained == [0, 1, 2, 0]
+  # and so is other victims' code: a seed that older code trained is not reused
+  from ntga.attacks import pipeline  # pylint: disable=g-import-not-at-top
+  monkeypatch.setattr(pipeline, "source_fingerprint", lambda *m: "edited victims")
+  table.run_cell(cell, cache=tmp_path, log=lambda _: None)
+  assert trained == [0, 1, 2, 0, 0, 1]

@@ -193,12 +193,16 @@ def seed_path(cell: dict[str, Any], poison: dict[str, Any] | None, seed: int,
   """Where one seed's training of a cell is kept (in the cache, not in git).
 
   The key is the cell without its labels and seed list, the poisoning's
-  code fingerprint (None when clean) and the seed, so a cell killed part
-  way resumes at its first untrained seed, and a cell that adds seeds to an
-  otherwise identical one trains only the new ones.
+  code fingerprint (None when clean), the fingerprint of the victims' code
+  (the training loop and all it imports) and the seed, so a cell killed part
+  way resumes at its first untrained seed, a cell that adds seeds to an
+  otherwise identical one trains only the new ones, and a change to the
+  victims' code trains again instead of reusing what older code trained.
   """
+  from ntga.attacks import pipeline  # pylint: disable=g-import-not-at-top
   key = {"cell": cell_hash({**cell, "seeds": []}),
-         "poison_code": poison and poison.get("code_fingerprint"), "seed": seed}
+         "poison_code": poison and poison.get("code_fingerprint"),
+         "victim_code": pipeline.source_fingerprint("ntga.victims.train"), "seed": seed}
   return Path(cache) / f"seed-{_records.config_hash(key)[:16]}.json"
 
 
