@@ -13,8 +13,8 @@ at radius 4/255, the radius REM's paper protects against, with 4 steps of
 2/255 keep its reach of twice the radius at 2/5 of the cost, the rule of the
 REM CPU preset's adversary) and ``AT_EPOCHS`` = 12 epochs instead of the
 recipe's 6, since adversarial training needs longer to fit, and without the
-recipe's label smoothing, as REM's adversarial training uses plain cross-
-entropy. Multi-step, because single-step FGSM training overfits
+recipe's label smoothing, as REM's adversarial training uses plain
+cross-entropy. Multi-step, because single-step FGSM training overfits
 catastrophically on ``fast`` (``at_fast_screen``).
 
 What this checks: EM drops ``fast`` to <= 30% (the ISS paper reports EM at
