@@ -58,6 +58,10 @@ exists: NTGA paper (Yuan & Wu, ICML 2021) Table 1 for clean and ntga's
 ISS (Liu et al., ICML 2023) for ntga under grayscale and JPEG-10; the
 APBench leaderboard (Qin et al., 2023) for the rest.
 
+So far (the table fills row by row; its reading comes when it is whole):
+without a defense, cuda drops ``fast`` to 17.00 +- 1.28% (3 seeds), below
+the 30% that issue 14 asks of it.
+
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
 
