@@ -60,7 +60,8 @@ APBench leaderboard (Qin et al., 2023) for the rest.
 
 So far (the table fills row by row; its reading comes when it is whole):
 without a defense, cuda drops ``fast`` to 17.00 +- 1.28% (3 seeds), below
-the 30% that issue 14 asks of it.
+the 30% that issue 14 asks of it, and ops to 14.15 +- 0.44% (3 seeds),
+below the 40% it asks of ops (published ResNet-18: 15-37%).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
