@@ -27,8 +27,8 @@ the 30% target and ISS's 21% on ResNet-18, while the victim fits the
 poisoned training images to 100%: it learns the noise, not the images.
 The recipe's flip + 2 px translation does not break it (11.02 +- 0.42,
 clean 71.55 +- 0.33). REM's CPU preset (poisoning the 10,000 images took
-4,592 s on 2 idle cores) drops it to 16.23 +- 1.01 without a defense, as
-low as EM, though its noise is made against an adversarially trained
+4,592 s on 2 idle cores) drops it to 16.23 +- 1.01 without a defense, 5
+points above EM, though its noise is made against an adversarially trained
 source model; with the recipe's augmentation, 19.53 +- 2.17.
 
   python -m benchmarks.run seed_methods_cifar [--cells 'em / *']
