@@ -33,9 +33,14 @@ clean 71.55 +- 0.33). REM's CPU preset (poisoning the 10,000 images took
 4,592 s on 2 idle cores) drops it to 16.23 +- 1.01 without a defense, 5
 points above EM, though its noise is made against an adversarially trained
 source model; with the recipe's augmentation, 19.53 +- 2.17. Under
-adversarial training at 4/255, clean data gives 60.72 +- 0.87 and REM
-44.94 +- 2.27: 15.8 points below clean, short of the 20 REM's claim asks
-(its peak, 45.20, lies at or near the last of the 12 epochs).
+adversarial training at 4/255, clean data gives 60.72 +- 0.87, EM
+64.55 +- 0.97 (above clean: adversarial training removes EM's effect,
+the weakness REM's paper starts from) and REM 44.94 +- 2.27 (its peak,
+45.20, lies at or near the last of the 12 epochs): 19.6 points below EM
+and 15.8 below clean, short of the 20 below both that REM's claim asks.
+Clean adversarial training on these 10,000 images reaches only ~61%,
+which leaves little room below it. Row ``rem-1000`` tests whether a
+longer-trained source model closes the gap.
 
   python -m benchmarks.run seed_methods_cifar [--cells 'em / *']
 """
