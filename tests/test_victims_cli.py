@@ -100,6 +100,17 @@ def test_hooks_into_another_parser():
   with pytest.raises(ConfigError, match="at_steps.*defense at-nfgsm"):
     cli.config_from_args(args)
   args = parser.parse_args(["evaluate", "--train", "x", "--victim", "fast",
+                            "--defense", "ortho"])
+  ortho = cli.config_from_args(args).resolved().defense
+  assert (ortho.augment, ortho.linear, ortho.project_test) == ("authors", "sgd", False)
+  args = parser.parse_args(["evaluate", "--train", "x", "--victim", "fast",
+                            "--defense", "ortho", "--ortho-augment", "victim",
+                            "--ortho-linear", "adam", "--ortho-fit-on", "projected",
+                            "--ortho-project-test"])
+  ortho = cli.config_from_args(args).resolved().defense
+  assert (ortho.augment, ortho.linear, ortho.fit_on, ortho.project_test) == (
+      "victim", "adam", "projected", True)
+  args = parser.parse_args(["evaluate", "--train", "x", "--victim", "fast",
                             "--robust-eps", "8/255"])
   assert cli.config_from_args(args).robust_eps == pytest.approx(8 / 255)
   # Names are checked by config_from_args (one line), not argparse choices.
@@ -119,6 +130,14 @@ def test_defense_flag_of_another_defense_is_a_clear_error(capsys):
   assert cli.main(["evaluate", "--train", "digits", "--victim", "cnn", "--defense",
                    "bdr", "--at-steps", "3", "--no-progress"]) == 2
   assert "at_steps" in capsys.readouterr().err
+  assert cli.main(["evaluate", "--train", "digits", "--victim", "cnn",
+                   "--ortho-augment", "victim", "--no-progress"]) == 2
+  assert "ortho_augment" in capsys.readouterr().err
+  # an unknown value: one line naming the valid ones
+  assert cli.main(["evaluate", "--train", "digits", "--victim", "cnn", "--defense",
+                   "ortho", "--ortho-augment", "strong", "--no-progress"]) == 2
+  err = capsys.readouterr().err.strip()
+  assert len(err.splitlines()) == 1 and "authors, victim" in err
 
 
 def test_learning_curve_leaves_the_matplotlib_backend_alone(tmp_path):

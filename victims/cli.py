@@ -83,6 +83,17 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--bdr-bits", type=int, help="bdr defense (default 2)")
   parser.add_argument("--cutout-size", type=int,
                       help="cutout defense (default half the image side)")
+  parser.add_argument("--ortho-augment", metavar="NAME",
+                      help="ortho defense: 'authors' (default: its authors' strong "
+                           "augmentation) or 'victim' (only --augment)")
+  parser.add_argument("--ortho-linear", metavar="NAME",
+                      help="ortho defense: how its linear model trains, 'sgd' "
+                           "(default, the authors') or 'adam'")
+  parser.add_argument("--ortho-fit-on", metavar="NAME",
+                      help="ortho defense: images the victim's input statistics "
+                           "come from, 'unprojected' (default) or 'projected'")
+  parser.add_argument("--ortho-project-test", action="store_true", default=None,
+                      help="ortho defense: also project the test images")
   parser.add_argument("--mixed-precision", action="store_true",
                       help="bfloat16 compute (off by default)")
   parser.add_argument("--robust-eps", type=_number, metavar="EPS",
@@ -137,7 +148,8 @@ CURVE = "learning_curve.png"
 
 #: The flags that set a defense's own settings, by their flat TrainConfig name.
 _DEFENSE_FLAGS = ("at_eps", "at_steps", "at_step_size", "at_noise", "jpeg_quality",
-                  "bdr_bits", "cutout_size")
+                  "bdr_bits", "cutout_size", "ortho_augment", "ortho_linear",
+                  "ortho_fit_on", "ortho_project_test")
 
 
 def plot_learning_curve(metrics: dict, path: str) -> None:
