@@ -31,6 +31,7 @@ import numpy as np
 from ntga import defense_aware
 from ntga.errors import ConfigError
 from ntga.victims import _augment, _squeeze, adversarial
+from ntga.victims._names import ORTHO_AUGMENT, ORTHO_FIT_ON, ORTHO_LINEAR
 
 LossFn = Callable[[jax.Array], jax.Array]
 
@@ -446,7 +447,7 @@ class OrthogonalProjection(DefenseConfig):
   project_test: bool = False
 
   def _filled(self):
-    if self.linear not in _squeeze.ORTHO_LINEAR:
+    if self.linear not in ORTHO_LINEAR:
       return self  # _checks reports it
     lr, batch = _squeeze._ORTHO_DEFAULTS[self.linear]
     return dataclasses.replace(
@@ -454,9 +455,9 @@ class OrthogonalProjection(DefenseConfig):
         batch_size=batch if self.batch_size is None else self.batch_size)
 
   def _checks(self):
-    return [(self.linear in _squeeze.ORTHO_LINEAR,
+    return [(self.linear in ORTHO_LINEAR,
              f"{self._label('linear')} must be one of "
-             f"{', '.join(_squeeze.ORTHO_LINEAR)}, got {self.linear!r}"),
+             f"{', '.join(ORTHO_LINEAR)}, got {self.linear!r}"),
             (self.epochs >= 1, f"{self._label('epochs')} must be >= 1"),
             (self.lr is not None and self.lr > 0, f"{self._label('lr')} must be > 0"),
             (self.batch_size is not None and self.batch_size >= 1,
@@ -493,12 +494,6 @@ class OrthogonalProjection(DefenseConfig):
     kg, kc, km = jax.random.split(key, 3)
     x = _augment.color_jitter(kc, _augment.rotate_shear_scale(kg, x))
     return _augment.cutmix(km, x, t, 1.0, 0.5)
-
-
-#: Values of :attr:`OrthogonalProjection.fit_on`.
-ORTHO_FIT_ON: tuple[str, ...] = ("unprojected", "projected")
-#: Values of :attr:`OrthogonalProjection.augment`.
-ORTHO_AUGMENT: tuple[str, ...] = ("authors", "victim")
 
 
 REGISTRY: dict[str, type[DefenseConfig]] = {

@@ -13,3 +13,9 @@ OPTIMIZERS: tuple[str, ...] = ("sgd", "adam", "adamw")
 SCHEDULES: tuple[str, ...] = ("constant", "cosine", "step", "triangle")
 TTAS: tuple[str, ...] = ("none", "flip")
 LOSSES: tuple[str, ...] = ("ce", "mse")
+#: How the ortho defense trains its linear model ('sgd': its authors' code).
+ORTHO_LINEAR: tuple[str, ...] = ("sgd", "adam")
+#: Which images the ortho victim's input statistics come from.
+ORTHO_FIT_ON: tuple[str, ...] = ("unprojected", "projected")
+#: The ortho victim's augmentation ('authors': their strong augmentation).
+ORTHO_AUGMENT: tuple[str, ...] = ("authors", "victim")

@@ -16,6 +16,7 @@ from PIL import Image
 
 from ntga.errors import ConfigError
 from ntga.victims import _linear
+from ntga.victims._names import ORTHO_LINEAR
 
 
 def _check_uint8(x: np.ndarray, what: str) -> None:
@@ -87,10 +88,6 @@ def bit_depth_reduction(x: np.ndarray, bits: int = 2) -> np.ndarray:
   q = np.round(x.astype(np.float32) / 255.0 * levels)
   return np.round(q * (255.0 / levels)).astype(np.uint8)
 
-
-#: How :func:`orthogonal_projection` trains its linear model: 'sgd' as the
-#: authors' code does, 'adam' as this library did before (see the function).
-ORTHO_LINEAR: tuple[str, ...] = ("sgd", "adam")
 
 #: Per solver: (learning rate, batch size) defaults.
 _ORTHO_DEFAULTS = {"sgd": (0.1, 1024), "adam": (1e-2, 256)}

@@ -84,14 +84,16 @@ def add_evaluate_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument("--cutout-size", type=int,
                       help="cutout defense (default half the image side)")
   parser.add_argument("--ortho-augment", metavar="NAME",
-                      help="ortho defense: 'authors' (default: its authors' strong "
-                           "augmentation) or 'victim' (only --augment)")
+                      help="ortho defense: the victim's augmentation, one of "
+                           f"{', '.join(_names.ORTHO_AUGMENT)} (default: its authors' "
+                           "strong augmentation; victim: only --augment)")
   parser.add_argument("--ortho-linear", metavar="NAME",
-                      help="ortho defense: how its linear model trains, 'sgd' "
-                           "(default, the authors') or 'adam'")
+                      help="ortho defense: how its linear model trains, one of "
+                           f"{', '.join(_names.ORTHO_LINEAR)} (default: the authors' sgd)")
   parser.add_argument("--ortho-fit-on", metavar="NAME",
                       help="ortho defense: images the victim's input statistics "
-                           "come from, 'unprojected' (default) or 'projected'")
+                           f"come from, one of {', '.join(_names.ORTHO_FIT_ON)} "
+                           "(default: unprojected)")
   parser.add_argument("--ortho-project-test", action="store_true", default=None,
                       help="ortho defense: also project the test images")
   parser.add_argument("--mixed-precision", action="store_true",
