@@ -65,9 +65,10 @@ augmentation and grayscale cost it little (86.50, 84.50), JPEG-10 and bdr
 cost it 6.7 and 8.1 points (79.51, 78.03), and N-FGSM adversarial
 training at 8/255 22 points (64.25, robust accuracy 38.34%); ortho, with
 its authors' strong augmentation, 77.32, 9.2 below the recipe's
-augmentation alone (as in ``ortho_cifar_full``). Cuda drops ``fast`` to 17.00 +- 1.28% (3 seeds), below
-the 30% that issue 14 asks of it, and ops to 14.15 +- 0.44% (3 seeds),
-below the 40% it asks of ops (published ResNet-18: 15-37%).
+augmentation alone (as in ``ortho_cifar_full``). Cuda drops ``fast`` to
+17.00 +- 1.28% (3 seeds), below the 30% that issue 14 asks of it, and ops
+to 14.15 +- 0.44% (3 seeds), below the 40% it asks of ops (published
+ResNet-18: 15-37%).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
