@@ -68,7 +68,10 @@ its authors' strong augmentation, 77.32, 9.2 below the recipe's
 augmentation alone (as in ``ortho_cifar_full``). Cuda drops ``fast`` to
 17.00 +- 1.28% (3 seeds), below the 30% that issue 14 asks of it, and ops
 to 14.15 +- 0.44% (3 seeds), below the 40% it asks of ops (published
-ResNet-18: 15-37%).
+ResNet-18: 15-37%). NTGA with the fnn surrogate drops it to 11.63 +-
+2.13% (3 seeds), while the victim fits the poisoned training images
+completely (100.0% in the last epoch); the NTGA paper's ResNet-18 kept
+39.7%.
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
