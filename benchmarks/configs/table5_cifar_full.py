@@ -74,7 +74,8 @@ to 14.15 +- 0.44% (3 seeds), below the 40% it asks of ops (published
 ResNet-18: 15-37%). NTGA with the fnn surrogate drops it to 11.63 +-
 2.13% (3 seeds), while the victim fits the poisoned training images
 completely (100.0% in the last epoch); the NTGA paper's ResNet-18 kept
-39.7%.
+39.7%. The authors' one-step setting (t = 4096) is weaker on ``fast``,
+20.03 +- 3.63% (3 seeds), but still well below their published value.
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
