@@ -76,9 +76,8 @@ ResNet-18: 15-37%). NTGA with the fnn surrogate drops it to 11.63 +-
 completely (100.0% in the last epoch); the NTGA paper's ResNet-18 kept
 39.7%. The authors' one-step setting (t = 4096) is weaker on ``fast``,
 20.03 +- 3.63% (3 seeds), but still well below their published value.
-Random noise of the same budget leaves it at 85.62 +- 0.16% (3 seeds),
-0.55 below clean: the NTGA rows' effect is the perturbations' structure,
-not their size.
+Random noise within the same L-inf budget leaves it at 85.62 +- 0.16% (3
+seeds), 0.55 below clean: the budget alone does little.
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
