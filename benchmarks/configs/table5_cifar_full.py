@@ -80,6 +80,13 @@ Random noise within the same L-inf budget leaves it at 85.62 +- 0.16% (3
 seeds), 0.55 below clean: the budget alone does little. EM at its ``cpu``
 preset (poisoning the 50,000 images took 1569 s, PSNR 33.8 dB) drops it to
 10.73 +- 0.66% (3 seeds), level with NTGA within the seeds' spread.
+NTGA's row is whole (defense columns 1 seed each): it holds against the
+recipe's augmentation (12.56%; APBench's ResNet-18: 22.76), grayscale and
+ortho undo part of it (37.19, peak 54.13, and 35.11, against 84.50 and
+77.32 on clean data; ISS's ResNet-18 recovered 74.3 under grayscale), bdr
+more (55.65 against 78.03 clean; APBench: 59.32), and JPEG-10 and N-FGSM
+adversarial training break it (70.28 against 79.51 clean, ISS: 69.5;
+64.55 against 64.25 clean, robust accuracy 34.99%, APBench: 69.70).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
