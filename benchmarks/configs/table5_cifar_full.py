@@ -87,6 +87,9 @@ ortho undo part of it (37.19, peak 54.13, and 35.11, against 84.50 and
 more (55.65 against 78.03 clean; APBench: 59.32), and JPEG-10 and N-FGSM
 adversarial training break it (70.28 against 79.51 clean, ISS: 69.5;
 64.55 against 64.25 clean, robust accuracy 34.99%, APBench: 69.70).
+Cuda's row is whole too: it holds against every defense here, ``fast``
+staying at 16-38% (augmentation 27.18, JPEG-10 26.08, grayscale 16.36, bdr
+28.13, N-FGSM 29.65 with robust accuracy 12.98%, ortho 37.85; 1 seed each).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
