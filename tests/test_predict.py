@@ -115,7 +115,8 @@ def _kernel(kind, n=24):
 @pytest.mark.parametrize("kind", ["generic", "repeated", "low_rank"])
 @pytest.mark.parametrize("t", [64.0, 4096.0, float("inf")])
 def test_chebyshev_matches_eigh_values_and_gradients(kind, t):
-  """Weights and dL/dK (symmetric part) within 1e-3 of the largest entry."""
+  """Weights within 1e-4 of the largest entry (at t = inf, within float32's
+  reach for the conditioning) and dL/dK (symmetric part) within 1e-3."""
   k = jnp.asarray(_kernel(kind), jnp.float32)
   n = k.shape[0]
   y = jax.nn.one_hot(jnp.arange(n) % 3, 3)
@@ -131,7 +132,14 @@ def test_chebyshev_matches_eigh_values_and_gradients(kind, t):
 
   alpha, want, g_want = run(k, "eigh")
   beta, got, g_got = run(k, "chebyshev")
-  np.testing.assert_allclose(beta, alpha, atol=1e-4 * float(jnp.abs(alpha).max()))
+  # At t = inf the weights are (K + reg I)^-1 Y, which float32 gets to about
+  # cond * eps for either predictor: ~1e-4 itself for the low-rank kernel
+  # (cond ~ 1e3), so the tolerance follows the conditioning there.
+  lam = np.linalg.eigvalsh(np.asarray(k, np.float64))
+  cond = (lam.max() + reg) / (max(lam.min(), 0.0) + reg)
+  eps = float(np.finfo(np.float32).eps)
+  rel = max(1e-4, 4 * cond * eps) if math.isinf(t) else 1e-4
+  np.testing.assert_allclose(beta, alpha, atol=rel * float(jnp.abs(alpha).max()))
   np.testing.assert_allclose(got, want, rtol=1e-3)
   assert bool(jnp.all(jnp.isfinite(g_got)))
   sym = 0.5 * (g_got + g_got.T)
