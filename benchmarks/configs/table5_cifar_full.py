@@ -90,6 +90,11 @@ adversarial training break it (70.28 against 79.51 clean, ISS: 69.5;
 Cuda's row is whole too: it holds against every defense here, ``fast``
 staying at 16-38% (augmentation 27.18, JPEG-10 26.08, grayscale 16.36, bdr
 28.13, N-FGSM 29.65 with robust accuracy 12.98%, ortho 37.85; 1 seed each).
+Ops's row is whole: it holds against augmentation (28.38; APBench's
+ResNet-18: 14.69), grayscale (10.69; APBench: 19.88), bdr (12.15; APBench:
+37.32) and N-FGSM adversarial training (8.37, robust accuracy 1.23%;
+APBench's AT: 14.95), while JPEG-10 and ortho break it (64.75 against
+79.51 clean, APBench: 78.48; 60.76 against 77.32 clean; 1 seed each).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
