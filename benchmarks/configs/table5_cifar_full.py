@@ -95,6 +95,12 @@ ResNet-18: 14.69), grayscale (10.69; APBench: 19.88), bdr (12.15; APBench:
 37.32) and N-FGSM adversarial training (8.37, robust accuracy 1.23%;
 APBench's AT: 14.95), while JPEG-10 and ortho break it (64.75 against
 79.51 clean, APBench: 78.48; 60.76 against 77.32 clean; 1 seed each).
+The authors' one-step row (``ntga-1step``) is whole too: level with
+``ntga`` under augmentation (12.88; APBench: 22.76), broken like it by
+JPEG-10 (71.80; ISS: 69.5) and N-FGSM (63.42, robust accuracy 36.61%;
+APBench's AT: 69.70), and weaker than it under grayscale (47.91, peak
+50.51; ISS: 74.3), bdr (64.45; APBench: 59.32) and ortho (55.30; 1 seed
+each).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
