@@ -114,6 +114,12 @@ adversarial training break it (79.16 against 79.51 clean, APBench: 80.72;
 1 seed each). Its defense columns were judged on a second poisoning with
 the same settings and code (969 s), not bit-identical to the first, that
 of the ``none`` column: the records' PSNR differ in the second decimal.
+The all-aware row (``ntga-aware``, poisoned in 445 s) is whole: folding
+the three squeezes into one poisoning undoes NTGA without any defense,
+``fast`` reaching 80.25 +- 0.22% (3 seeds; ``ntga``: 11.63), and it is
+weaker than plain ``ntga`` in each defense column that judges it
+(augmentation 81.98, JPEG-10 74.49, grayscale 62.91, against ``ntga``'s
+12.56, 70.28 and 37.19; 1 seed each).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
