@@ -124,6 +124,9 @@ Folding in grayscale alone (``ntga-aware-gray``, poisoned in 406 s) holds
 where plain ``ntga`` gave way: under grayscale ``fast`` ends at 19.29%
 (peak 41.24; ``ntga``: 37.19, peak 54.13; clean: 84.50; ISS's ResNet-18
 on NTGA: 74.3; 1 seed).
+Folding in JPEG-10 alone (``ntga-aware-jpeg``, poisoned in 849 s) holds
+part of the way: under JPEG-10 ``fast`` ends at 49.15% (``ntga``: 70.28;
+clean: 79.51; ISS's ResNet-18 on NTGA: 69.5; 1 seed).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
