@@ -127,6 +127,10 @@ on NTGA: 74.3; 1 seed).
 Folding in JPEG-10 alone (``ntga-aware-jpeg``, poisoned in 849 s) holds
 part of the way: under JPEG-10 ``fast`` ends at 49.15% (``ntga``: 70.28;
 clean: 79.51; ISS's ResNet-18 on NTGA: 69.5; 1 seed).
+Folding in the crop and flip alone (``ntga-aware-aug``, poisoned in 401 s)
+gains nothing over plain ``ntga``, which already held against the recipe's
+augmentation: ``fast`` ends at 14.80% under it (peak 16.97; ``ntga``:
+12.56; clean: 86.50; APBench's ResNet-18 on NTGA: 22.76; 1 seed).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
