@@ -131,6 +131,16 @@ Folding in the crop and flip alone (``ntga-aware-aug``, poisoned in 401 s)
 gains nothing over plain ``ntga``, which already held against the recipe's
 augmentation: ``fast`` ends at 14.80% under it (peak 16.97; ``ntga``:
 12.56; clean: 86.50; APBench's ResNet-18 on NTGA: 22.76; 1 seed).
+REM's row is whole. At its ``cpu`` preset (poisoning the 50,000 images
+took 4752 s, PSNR 32.1 dB) it drops ``fast`` to 23.11 +- 1.67% (3 seeds),
+weaker than EM (10.73) without a defense; it holds against the recipe's
+augmentation (26.27; APBench's ResNet-18: 17.47), ortho (28.19 against
+77.32 clean) and bdr (36.16 against 78.03 clean; APBench: 58.60),
+grayscale undoes part of it (51.54 against 84.50 clean; APBench: 92.27),
+and JPEG-10 and N-FGSM adversarial training at 8/255, twice its rho_a of
+4/255, break it (73.20 against 79.51 clean, APBench: 85.44; 65.97 against
+64.25 clean, APBench's AT: 77.46), although under N-FGSM the robust
+accuracy falls to 19.14% (clean: 38.34; 1 seed each).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
