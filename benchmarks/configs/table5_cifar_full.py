@@ -24,33 +24,33 @@ beside its strong augmentation
 Rows: ``ntga`` is the fnn surrogate at the library's colour default (eps
 8/255, blocks of 512, a 10,000-image target set, our true 10-step PGD of
 eps/4, t = 512: the best t of the ``ntga_colour_sweep`` screen, where the
-paper used 4096); ``ntga-1step`` is the authors' released setting (t = 4096,
-one step of the full eps from the clean image, which is what their
+paper used 4096); ``ntga-1step`` is the authors' released setting (t =
+4096, one step of the full eps from the clean image, which is what their
 published data used); ``ntga-aware`` is ``ntga`` with defense-aware
 poisoning through all three squeezes the victim may apply
 (``defense_aware=grayscale,jpeg,augment``: the GP sees each block greyed,
 JPEG-10 compressed and randomly cropped and flipped, see
 :mod:`ntga.defense_aware`; not in any paper), judged without a defense and
-under those three only, and ``ntga-aware-gray``,
-``-jpeg``, ``-aug`` each fold in one of them and are judged in that
-defense's column only (``-jpeg`` with Shin & Song's cubic rounding,
-``jpeg_rounding=cubic``, which the ``ntga_aware_screen`` subset screen
-found to transfer where the straight-through one did not, with t = 64 and
-20 PGD steps of eps/8, which that screen found better under JPEG-10 than
-t = 512 and 10 steps of eps/4); ``ntga-cnn``
-is the cnn surrogate at the paper's t = 8 with a 2,500-image target set,
-the largest that poisons the 50,000 images in about 2 hours here: a PGD
-step of a 512-image block against 10,000 targets took 20.9 s
-(``ntga_cnn_cifar_step``), ~1 s of it the block's own K_nn and ~0.5 s per
-250-target chunk, so 2,500 targets take ~6 s per step, ~1.6 hours for 98
-blocks x 10 steps (3,000 would take ~1.9 hours on a quiet machine, more
-once another job shares the 2 cores; the cell's record gives the measured
-poisoning time); cuda and ops at their
-papers' defaults; em and rem with their CPU presets
-(``ntga.attacks.em.EMConfig.cpu``, ``ntga.attacks.rem.REMConfig.cpu``:
-the best settings that fit here; REM's 400 source iterations are about one
-epoch of the 50,000 images);
-random noise uniform in [-8/255, 8/255].
+under those three only, and ``ntga-aware-gray``, ``-jpeg``, ``-aug`` each
+fold in one of them and are judged in that defense's column only
+(``-jpeg`` with Shin & Song's cubic rounding, ``jpeg_rounding=cubic``,
+which the ``ntga_aware_screen`` subset screen found to transfer where the
+straight-through one did not, with t = 64 and 20 PGD steps of eps/8, which
+that screen found better under JPEG-10 than t = 512 and 10 steps of
+eps/4); ``ntga-cnn`` is the cnn surrogate at the paper's t = 8 with a
+2,500-image target set, chosen as the largest that would poison the 50,000
+images in about 2 hours here: a PGD step of a 512-image block against
+10,000 targets took 20.9 s (``ntga_cnn_cifar_step``), ~1 s of it the
+block's own K_nn and ~0.5 s per 250-target chunk, which predicted ~6 s per
+step for 2,500 targets, ~1.6 hours for 98 blocks x 10 steps. The poisoning
+itself took 8513 s (2.4 hours, on a quiet machine, over two sittings
+resumed from its per-block checkpoints): the step timing predicted only
+two thirds of it, so 2,500 targets is already past the 2 hours and a
+larger set would not fit. Cuda and ops run at their papers' defaults, em
+and rem with their CPU presets (``ntga.attacks.em.EMConfig.cpu``,
+``ntga.attacks.rem.REMConfig.cpu``: the best settings that fit here; REM's
+400 source iterations are about one epoch of the 50,000 images); random
+noise uniform in [-8/255, 8/255].
 
 Beside each cell, the published ResNet-18 value on true CIFAR-10 where one
 exists: NTGA paper (Yuan & Wu, ICML 2021) Table 1 for clean and ntga's
@@ -141,6 +141,9 @@ and JPEG-10 and N-FGSM adversarial training at 8/255, twice its rho_a of
 4/255, break it (73.20 against 79.51 clean, APBench: 85.44; 65.97 against
 64.25 clean, APBench's AT: 77.46), although under N-FGSM the robust
 accuracy falls to 19.14% (clean: 38.34; 1 seed each).
+The cnn surrogate (``ntga-cnn``, poisoned in 8513 s, PSNR 30.2 dB) drops
+``fast`` to 12.51 +- 3.31% (3 seeds), level with the fnn surrogate's
+11.63 +- 2.13 within the seeds' spread.
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
