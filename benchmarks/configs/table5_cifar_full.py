@@ -146,8 +146,9 @@ The cnn surrogate (``ntga-cnn``, poisoned in 8513 s, PSNR 30.2 dB) drops
 11.63 +- 2.13 within the seeds' spread; so far (1 seed each) it holds
 against the recipe's augmentation (10.48; ``ntga``: 12.56) and, better
 than ``ntga``, against grayscale (24.19, peak 56.77; ``ntga``: 37.19;
-clean: 84.50), and JPEG-10 breaks it as it breaks ``ntga`` (70.95 against
-79.51 clean; ``ntga``: 70.28).
+clean: 84.50) and bdr (39.13; ``ntga``: 55.65; clean: 78.03), and JPEG-10
+breaks it as it breaks ``ntga`` (70.95 against 79.51 clean; ``ntga``:
+70.28).
 
   python -m benchmarks.run table5_cifar_full [--cells 'ntga / *']
 """
