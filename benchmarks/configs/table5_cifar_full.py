@@ -73,25 +73,24 @@ sample-wise attack (ntga 70.28, ntga-1step 71.80, ntga-cnn 70.95, em
 79.16, rem 73.20, against 79.51 clean) and ops (64.75); only cuda holds
 (26.08), and JPEG-aware NTGA part of the way (49.15). Grayscale: cuda and
 ops hold (16.36, 10.69), and so do grayscale-aware NTGA (19.29) and,
-mostly, ntga-cnn (24.19, though it passes 56.77 mid-training); ntga,
-ntga-1step and rem give way in part (37.19, 47.91, 51.54), em mostly
-(65.35, against 84.50 clean). bdr: cuda, ops and rem hold (28.13, 12.15,
-36.16), ntga-cnn nearly as well (39.13); ntga, em and ntga-1step give way
-in part (55.65, 52.68, 64.45, against 78.03 clean). N-FGSM adversarial
-training at 8/255 breaks ntga, ntga-1step, ntga-cnn, em and rem for clean
-accuracy (63.42-65.97 against 64.25 clean), though rem still halves the
-robust accuracy (19.14 against 38.34), while cuda and ops hold (29.65,
-8.37). Ortho: ntga-cnn, rem, ntga, cuda and em hold in part (27.45, 28.19,
-35.11, 37.85, 38.03 against 77.32 clean), ntga-1step and ops less (55.30,
-60.76). The cnn surrogate thus buys NTGA resistance to grayscale, bdr and
-ortho (24.19, 39.13, 27.45 against the fnn surrogate's 37.19, 55.65,
-35.11), not to JPEG-10 or N-FGSM, for a poisoning 15 to 18 times as long
-(8513 s against the fnn surrogate's 481 and 571 s). So on this victim the
-class-wise shortcuts survive the most defenses, cuda all six (16.36 to
-37.85); the sample-wise, model-based poisons (NTGA, EM, REM) are as strong
-without a defense (10.73 to 23.11, against cuda's 17.00 and ops's 14.15)
-but lose to JPEG-10 and adversarial training, and grayscale and bdr undo
-part of them.
+mostly, ntga-cnn (24.19, peak 56.77); ntga, ntga-1step and rem give way in
+part (37.19, 47.91, 51.54), em mostly (65.35, against 84.50 clean). bdr:
+cuda, ops and rem hold (28.13, 12.15, 36.16), ntga-cnn nearly as well
+(39.13); ntga, em and ntga-1step give way in part (55.65, 52.68, 64.45,
+against 78.03 clean). N-FGSM adversarial training at 8/255 breaks ntga,
+ntga-1step, ntga-cnn, em and rem for clean accuracy (63.42-65.97 against
+64.25 clean), though rem still halves the robust accuracy (19.14 against
+38.34), while cuda and ops hold (29.65, 8.37). Ortho: ntga-cnn, rem, ntga,
+cuda and em hold in part (27.45, 28.19, 35.11, 37.85, 38.03 against 77.32
+clean), ntga-1step and ops less (55.30, 60.76). The cnn surrogate thus
+buys NTGA resistance to grayscale, bdr and ortho (24.19, 39.13, 27.45
+against the fnn surrogate's 37.19, 55.65, 35.11), not to JPEG-10 or
+N-FGSM, for a poisoning 15 to 18 times as long (8513 s against the fnn
+surrogate's 481 and 571 s). So on this victim the class-wise shortcuts
+survive the most defenses, cuda all six (16.36 to 37.85); the sample-wise,
+model-based poisons (NTGA, EM, REM) are as strong without a defense (10.73
+to 23.11, against cuda's 17.00 and ops's 14.15) but lose to JPEG-10 and
+adversarial training, and grayscale and bdr undo part of them.
 
 Where this differs from the published ResNet-18 values: without a defense
 and under the recipe's augmentation the sample-wise poisons are stronger
